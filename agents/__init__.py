@@ -1,0 +1,1 @@
+"""PyTorch models for navigation and instruction-path alignment (installed as ``valan.agents``)."""

@@ -1,0 +1,15 @@
+"""Gymnasium environments for vision-and-language navigation (installed as ``valan.envs``).
+
+Importing this package registers ``valan/R2R-v0`` and ``valan/Touchdown-v0`` with gymnasium.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+_ENVS = {
+    "valan/R2R-v0": "valan.envs.r2r.env:R2REnv",
+    "valan/Touchdown-v0": "valan.envs.streetview.env:TouchdownEnv",
+}
+
+for _env_id, _entry_point in _ENVS.items():
+    if _env_id not in registry:
+        register(id=_env_id, entry_point=_entry_point)

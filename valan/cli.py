@@ -1,0 +1,78 @@
+"""The ``valan`` command line.
+
+Subcommands live in ``valan.commands``; this module only builds the parser and turns bad input
+(``InputError``) into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from valan.errors import InputError
+
+# (command words) -> module in valan.commands
+COMMANDS: dict[tuple[str, ...], str] = {
+    ("train",): "train",
+    ("evaluate", "r2r"): "evaluate_r2r",
+    ("evaluate", "streetview"): "evaluate_streetview",
+    ("evaluate", "sdr"): "evaluate_sdr",
+    ("data", "check", "r2r"): "check_r2r",
+    ("data", "check", "streetview"): "check_streetview",
+    ("features", "convert"): "features_convert",
+    ("features", "extract"): "features_extract",
+    ("train-sdr",): "train_sdr",
+    ("train-discriminator",): "train_discriminator",
+    ("score",): "score",
+    ("filter",): "filter",
+    ("pretrain-alignment",): "pretrain_alignment",
+}
+
+GROUP_HELP = {
+    ("evaluate",): "score predictions or a trained agent with the community's metrics",
+    ("data",): "validate datasets",
+    ("data", "check"): "check a dataset against its navigation graph",
+    ("features",): "build and convert visual feature stores",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="valan", description="Vision-and-language navigation on Ray and PyTorch.")
+    groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): parser.add_subparsers(dest="command", metavar="COMMAND")}
+    for words, module_name in COMMANDS.items():
+        if importlib.util.find_spec(f"valan.commands.{module_name}") is None:
+            continue
+        module = importlib.import_module(f"valan.commands.{module_name}")
+        for depth in range(1, len(words)):
+            prefix = words[:depth]
+            if prefix not in groups:
+                sub = groups[prefix[:-1]].add_parser(prefix[-1], help=GROUP_HELP.get(prefix), description=GROUP_HELP.get(prefix))
+                groups[prefix] = sub.add_subparsers(dest="_".join(prefix) + "_command", metavar="COMMAND")
+                groups[prefix].required = True
+        leaf = groups[words[:-1]].add_parser(words[-1], help=module.HELP, description=module.HELP,
+                                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(leaf)
+        leaf.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "_run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except InputError as e:
+        print(f"valan: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("valan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

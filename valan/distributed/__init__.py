@@ -1,0 +1,1 @@
+"""SEED-RL-style distributed training on Ray: learner, inference server, actors, evaluation."""

@@ -1,0 +1,1 @@
+"""Navigation metrics as published, as pure functions over graphs and trajectories."""
