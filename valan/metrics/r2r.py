@@ -24,17 +24,26 @@ Definitions (``d`` = graph distance, ``g`` = goal = last reference viewpoint, ``
   expected length ``E = PC * length(reference)``, length score ``LS = E / (E + |E - length(trajectory)|)``,
   ``CLS = PC * LS`` (``LS = 1`` when ``E`` and the trajectory length are both zero).
 
+``evaluate_r2r`` scores leaderboard-format predictions
+(``[{"instr_id": "4332_0", "trajectory": [[viewpoint, heading, elevation], ...]}]``) and checks them first: every
+instruction of the data has exactly one prediction, each trajectory starts at the episode's start viewpoint and
+moves only along graph edges (or stays in place).
+
 Sequences of viewpoints may be given as viewpoint ids (``str``) or as local indices into the graph (``int``).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from valan.envs.r2r.graph import ScanGraph
+from valan.envs.r2r.dataset import R2REpisode
+from valan.envs.r2r.graph import Connectivity, ScanGraph
+from valan.errors import InputError
 
 SUCCESS_THRESHOLD = 3.0
 """Metres; an episode succeeds when the final viewpoint is strictly closer than this to the goal."""
@@ -116,3 +125,151 @@ def cls(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints, thresho
     if expected == 0.0 and length == 0.0:
         return coverage
     return coverage * expected / (expected + abs(expected - length))
+
+
+SUMMARY_KEYS = ("num_episodes", "success_rate", "spl", "nav_error", "oracle_success_rate", "trajectory_length",
+                "steps", "ndtw", "sdtw", "cls")
+"""Keys of ``evaluate_r2r``'s summary, in display order."""
+
+
+def score_episode(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints,
+                  success_threshold: float = SUCCESS_THRESHOLD) -> dict[str, Any]:
+    """All metrics of one episode; ``trajectory`` as submitted (repeats allowed), assumed valid on ``graph``.
+
+    Returns ``nav_error``, ``oracle_error``, ``trajectory_length``, ``shortest_path_length`` (metres),
+    ``success``, ``oracle_success`` (bool), ``spl``, ``ndtw``, ``sdtw``, ``cls`` (in [0, 1]) and ``steps``
+    (``len(trajectory) - 1``).
+    """
+    t, r = _indices(graph, trajectory), _indices(graph, reference)
+    d = graph.distances
+    goal = r[-1]
+    nav_error = float(d[t[-1], goal])
+    oracle_error = float(d[t, goal].min())
+    success = nav_error < success_threshold
+    length = path_length(graph, t)
+    shortest = float(d[r[0], goal])
+    longest = max(length, shortest)
+    spl = (shortest / longest if longest > 0 else 1.0) if success else 0.0
+    normalized_dtw = ndtw(graph, t, r)
+    return {
+        "nav_error": nav_error,
+        "oracle_error": oracle_error,
+        "success": success,
+        "oracle_success": oracle_error < success_threshold,
+        "spl": spl,
+        "trajectory_length": length,
+        "shortest_path_length": shortest,
+        "steps": len(t) - 1,
+        "ndtw": normalized_dtw,
+        "sdtw": normalized_dtw if success else 0.0,
+        "cls": cls(graph, t, r),
+    }
+
+
+def parse_predictions(records: object, source: str = "") -> dict[str, list[str]]:
+    """Viewpoint ids per ``instr_id`` from leaderboard-format records; ``InputError`` naming ``source`` and the
+    record for a wrong structure or a duplicate ``instr_id``."""
+    if not isinstance(records, list):
+        raise InputError("expected a JSON list of {\"instr_id\", \"trajectory\"} objects", source=source)
+    trajectories: dict[str, list[str]] = {}
+    for n, item in enumerate(records):
+        if not isinstance(item, dict):
+            raise InputError("expected a JSON object with 'instr_id' and 'trajectory'", source=source,
+                             record=f"record {n}")
+        instr_id = item.get("instr_id")
+        where = f"instr_id {instr_id}" if isinstance(instr_id, str) else f"record {n}"
+        for key in ("instr_id", "trajectory"):
+            if key not in item:
+                raise InputError(f"missing field {key!r}", source=source, record=where)
+        if not isinstance(instr_id, str):
+            raise InputError(f"field 'instr_id' must be a string, got {instr_id!r}", source=source, record=where)
+        trajectory = item["trajectory"]
+        if not isinstance(trajectory, list) or not trajectory:
+            raise InputError("field 'trajectory' must be a non-empty list of [viewpoint, heading, elevation]",
+                             source=source, record=where)
+        viewpoints = []
+        for k, entry in enumerate(trajectory):
+            if not isinstance(entry, list) or not entry or not isinstance(entry[0], str):
+                raise InputError(f"trajectory entry {k} must be [viewpoint, heading, elevation], got {entry!r}",
+                                 source=source, record=where)
+            viewpoints.append(entry[0])
+        if instr_id in trajectories:
+            raise InputError("duplicate prediction (each instruction needs exactly one)", source=source, record=where)
+        trajectories[instr_id] = viewpoints
+    return trajectories
+
+
+def _check_trajectory(graph: ScanGraph, episode: R2REpisode, viewpoints: list[str], source: str) -> None:
+    where = f"instr_id {episode.instr_id}"
+    for k, vp in enumerate(viewpoints):
+        if vp not in graph:
+            raise InputError(f"trajectory entry {k}: unknown viewpoint {vp!r} in scan {episode.scan}",
+                             source=source, record=where)
+    if viewpoints[0] != episode.start:
+        raise InputError(f"trajectory starts at {viewpoints[0]!r}, not at the episode's start {episode.start!r}",
+                         source=source, record=where)
+    for k in range(1, len(viewpoints)):
+        a, b = viewpoints[k - 1], viewpoints[k]
+        if a != b and not graph.adjacent(a, b):
+            raise InputError(f"trajectory entry {k}: no edge from {a!r} to {b!r} in scan {episode.scan}",
+                             source=source, record=where)
+
+
+def evaluate_r2r(episodes: Sequence[R2REpisode], predictions: object, connectivity: Connectivity | str | os.PathLike,
+                 success_threshold: float = SUCCESS_THRESHOLD, *, predictions_source: str = "",
+                 data_source: str = "") -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Score leaderboard-format ``predictions`` (a list of ``{"instr_id", "trajectory"}`` records) on ``episodes``.
+
+    Every episode needs exactly one prediction and a reference path; trajectories must start at the episode's
+    start and move along graph edges. Bad input raises ``InputError`` naming ``predictions_source`` or
+    ``data_source`` and the ``instr_id``.
+
+    Returns ``(summary, per_episode)``: ``summary`` has ``SUMMARY_KEYS`` (rates and scores as fractions in
+    [0, 1], distances in metres, averages over episodes); ``per_episode`` has, in the order of ``episodes``,
+    ``{"instr_id", "scan", **score_episode(...)}``.
+    """
+    if not isinstance(connectivity, Connectivity):
+        connectivity = Connectivity(connectivity)
+    trajectories = parse_predictions(predictions, predictions_source)
+    if not episodes:
+        raise InputError("no episodes to score", source=data_source)
+    known: set[str] = set()
+    for episode in episodes:
+        if episode.instr_id in known:
+            raise InputError("duplicate instruction id", source=data_source, record=f"instr_id {episode.instr_id}")
+        known.add(episode.instr_id)
+        if not episode.has_reference:
+            raise InputError("no reference path (a test split?): predictions on it cannot be scored",
+                             source=data_source, record=f"instr_id {episode.instr_id}")
+    unknown = [i for i in trajectories if i not in known]
+    if unknown:
+        raise InputError(f"prediction for an instruction that is not in {data_source or 'the data'} "
+                         f"({len(unknown)} unknown)", source=predictions_source, record=f"instr_id {unknown[0]}")
+    missing = [e.instr_id for e in episodes if e.instr_id not in trajectories]
+    if missing:
+        raise InputError(f"no prediction for {len(missing)} of {len(episodes)} instructions of "
+                         f"{data_source or 'the data'}", source=predictions_source, record=f"instr_id {missing[0]}")
+    per_episode = []
+    for episode in episodes:
+        graph = connectivity.graph(episode.scan)
+        for vp in episode.path:
+            if vp not in graph:
+                raise InputError(f"reference path has unknown viewpoint {vp!r} in scan {episode.scan}",
+                                 source=data_source, record=f"instr_id {episode.instr_id}")
+        viewpoints = trajectories[episode.instr_id]
+        _check_trajectory(graph, episode, viewpoints, predictions_source)
+        per_episode.append({"instr_id": episode.instr_id, "scan": episode.scan,
+                            **score_episode(graph, viewpoints, episode.path, success_threshold)})
+    return summarize(per_episode), per_episode
+
+
+def summarize(per_episode: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Averages over episodes of ``score_episode``'s results, under ``SUMMARY_KEYS``."""
+    n = len(per_episode)
+
+    def mean(key: str) -> float:
+        return float(sum(float(e[key]) for e in per_episode) / n)
+
+    return {"num_episodes": n, "success_rate": mean("success"), "spl": mean("spl"), "nav_error": mean("nav_error"),
+            "oracle_success_rate": mean("oracle_success"), "trajectory_length": mean("trajectory_length"),
+            "steps": mean("steps"), "ndtw": mean("ndtw"), "sdtw": mean("sdtw"), "cls": mean("cls")}
