@@ -1,5 +1,81 @@
 """Problems: an environment factory, an agent factory, losses and metrics bound together (VALAN's ProblemType).
 
 ``valan train`` looks a problem up by the config's ``problem`` name, so R2R, Touchdown and the discriminator
-share one training machinery.
+share one training machinery. Problem modules are imported only when asked for, so naming a problem does
+not import the others' dependencies.
+
+Writing a problem: subclass :class:`Problem` in ``valan/problems/<name>.py``, set ``name``, ``config_class``
+(a :class:`valan.config.TrainConfig` subclass when the problem has its own config fields) and
+``metric_names``, implement the methods, and add the name to ``PROBLEMS`` below.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from valan.config import TrainConfig
+from valan.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+# problem name -> "module:class"
+PROBLEMS: dict[str, str] = {
+    "r2r": "valan.problems.r2r:R2RProblem",
+    "touchdown": "valan.problems.touchdown:TouchdownProblem",
+    "map2seq": "valan.problems.touchdown:Map2seqProblem",
+}
+
+
+class Problem:
+    """What the training machinery needs to know about a task. Instances are stateless; methods take the config.
+
+    Unroll and agent conventions are those of :mod:`valan.losses` and the agents in ``valan.agents``:
+    observations are dicts of tensors with leading dims ``(T, B)``; the agent maps
+    ``(obs, state, first)`` to ``(AgentOutput(logits, values), new_state)``.
+    """
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[TrainConfig]] = TrainConfig
+    metric_names: ClassVar[tuple[str, ...]] = ()  # columns of the console table, in order
+
+    def make_env(self, config: TrainConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
+        """A batched environment stepping ``num_envs`` episodes of ``split`` ("train" or a key of data.eval).
+
+        ``evaluation=True``: each episode of the split exactly once, then idle slots; otherwise seeded
+        random sampling with automatic reset.
+        """
+        raise NotImplementedError
+
+    def feature_table(self, config: TrainConfig) -> "np.ndarray":
+        """Visual features of every node the environments can report, ``(N, views, dim)`` float32, indexed
+        by the observations' node indices (``viewpoint``, ``candidates``)."""
+        raise NotImplementedError
+
+    def make_agent(self, config: TrainConfig, feature_table: "np.ndarray | torch.Tensor | None" = None) -> "torch.nn.Module":
+        """A fresh agent. ``feature_table`` (the :meth:`feature_table` array) is registered as a buffer;
+        ``None`` builds it from the config."""
+        raise NotImplementedError
+
+    def loss(self, agent: "torch.nn.Module", unroll: dict[str, Any], config: TrainConfig) -> tuple["torch.Tensor", dict[str, float]]:
+        """Scalar loss of one batch of unrolls and float statistics for logging."""
+        raise NotImplementedError
+
+    def evaluate(self, config: TrainConfig, split: str, predictions: list[dict]) -> dict[str, float]:
+        """Metrics of leaderboard-format predictions on ``split``."""
+        raise NotImplementedError
+
+
+def problem_class(name: str) -> type[Problem]:
+    """The Problem class registered as ``name`` (imports its module)."""
+    if name not in PROBLEMS:
+        raise InputError(f"unknown problem {name!r} (known: {', '.join(sorted(PROBLEMS))})")
+    module_name, class_name = PROBLEMS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def get_problem(name: str) -> Problem:
+    """An instance of the problem registered as ``name``."""
+    return problem_class(name)()

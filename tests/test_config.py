@@ -1,0 +1,126 @@
+"""Configs: YAML -> typed dataclasses, overrides with type coercion, clear errors, atomic save, problem-specific sections."""
+
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import pytest
+
+from valan import problems
+from valan.config import (EnvConfig, TrainConfig, apply_overrides, config_from_dict, load_config, save_config,
+                          to_dict)
+from valan.configs import config_path
+from valan.errors import InputError
+
+
+def test_embedded_default_and_full_r2r_configs_load():
+    default = load_config()
+    assert default == load_config(config_path("r2r_sample.yaml"))
+    assert default.problem == "r2r" and default.data.root is None
+    assert default.data.resolve(default.data.train[0]).is_file()  # bundled sample
+    full = load_config(config_path("r2r.yaml"))
+    assert full.data.root == "../shared/data/r2r"
+    assert full.data.resolve("R2R_train.json").as_posix().endswith("shared/data/r2r/R2R_train.json")
+    assert "val_seen" in full.data.eval
+
+
+def test_missing_keys_take_defaults_and_ints_promote_to_float(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("learning:\n  lr: 1e-3\n  grad_clip: 5\nrun:\n  seed: 7\n")
+    config = load_config(path)
+    assert config.learning.lr == pytest.approx(1e-3)  # YAML 1.1 reads 1e-3 as a string; the float field parses it
+    assert config.learning.grad_clip == 5.0 and isinstance(config.learning.grad_clip, float)
+    assert config.run.seed == 7 and config.agent == TrainConfig().agent
+
+
+def test_overrides_coerce_by_field_type():
+    config = apply_overrides(TrainConfig(), [
+        "learning.lr=2e-4", "learning.batch_size=32", "learning.mode=rl", "distributed.ray_address=auto",
+        "data.train=[a.json, b.json]", "data.eval.val_unseen=R2R_val_unseen.json", "data.root=123",
+        "run.total_minutes=30", "data.vocab=null.txt",
+    ])
+    assert config.learning.lr == pytest.approx(2e-4) and config.learning.batch_size == 32
+    assert config.learning.mode == "rl" and config.distributed.ray_address == "auto"
+    assert config.data.train == ["a.json", "b.json"]
+    assert config.data.eval == {"val_seen": "R2R_sample_val_seen.json", "val_unseen": "R2R_val_unseen.json"}
+    assert config.data.root == "123"  # string fields take the text verbatim
+    assert config.run.total_minutes == 30.0 and config.data.vocab == "null.txt"
+    assert apply_overrides(config, ["data.root=null"]).data.root is None
+    assert TrainConfig().learning.lr == pytest.approx(1e-3)  # the original is untouched
+
+
+@pytest.mark.parametrize("override, message", [
+    ("learning.lrr=1", "unknown config key 'learning.lrr' \\(did you mean 'lr'\\?\\)"),
+    ("lerning.lr=1", "unknown config key 'lerning'"),
+    ("learning.batch_size=1.5", "learning.batch_size: expected an integer"),
+    ("learning.batch_size=abc", "learning.batch_size: expected an integer"),
+    ("learning.mode=reinforce", "learning.mode: 'reinforce' is not one of mixed, imitation, rl, student_forcing"),
+    ("learning.p_imitation=1.5", "p_imitation must be in \\[0, 1\\]"),
+    ("learning.lr", "must look like section.key=value"),
+    ("learning.lr.x=1", "'learning.lr' is a value, not a section"),
+    ("learning=3", "learning: expected a section"),
+    ("env.max_steps=true", "env.max_steps: expected an integer"),
+])
+def test_bad_overrides_are_one_line_input_errors(override, message):
+    with pytest.raises(InputError, match=message) as info:
+        apply_overrides(TrainConfig(), [override])
+    assert "\n" not in str(info.value)
+
+
+def test_bad_files_name_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("learning:\n  unroll_lenght: 10\n")
+    with pytest.raises(InputError, match="bad.yaml: unknown config key 'learning.unroll_lenght'"):
+        load_config(path)
+    path.write_text("learning: [1, 2\n")
+    with pytest.raises(InputError, match="bad.yaml: malformed YAML"):
+        load_config(path)
+    path.write_text("- 1\n")
+    with pytest.raises(InputError, match="mapping"):
+        load_config(path)
+    with pytest.raises(InputError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    path.write_text("problem: nope\n")
+    with pytest.raises(InputError, match="unknown problem 'nope'"):
+        load_config(path)
+
+
+def test_save_then_load_round_trips(tmp_path):
+    config = apply_overrides(TrainConfig(), ["learning.lr=3e-4", "data.eval.val_unseen=x.json", "run.logdir=out"])
+    path = save_config(tmp_path / "run" / "config.yaml", config)
+    assert load_config(path) == config
+    assert config_from_dict(to_dict(config)) == config  # what a checkpoint's "config" holds
+    assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]
+
+
+@dataclass
+class _ToyEnvConfig(EnvConfig):
+    panorama_views: int = 8
+
+
+@dataclass
+class _ToyConfig(TrainConfig):
+    problem: str = "toy"
+    env: _ToyEnvConfig = field(default_factory=_ToyEnvConfig)
+
+
+class _ToyProblem(problems.Problem):
+    name: ClassVar[str] = "toy"
+    config_class: ClassVar[type[TrainConfig]] = _ToyConfig
+
+
+def test_problem_specific_env_fields_follow_the_problem(tmp_path, monkeypatch):
+    module = types.ModuleType("valan_test_toy_problem")
+    module.ToyProblem = _ToyProblem
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(problems.PROBLEMS, "toy", f"{module.__name__}:ToyProblem")
+    path = tmp_path / "toy.yaml"
+    path.write_text("problem: toy\nenv:\n  panorama_views: 4\n  max_steps: 30\n")
+    config = load_config(path, ["env.panorama_views=6"])
+    assert isinstance(config, _ToyConfig) and config.env.panorama_views == 6 and config.env.max_steps == 30
+    with pytest.raises(InputError, match="unknown config key 'env.panorama_views'"):
+        load_config(path, ["problem=r2r"])  # R2R has no such field
+    assert isinstance(problems.get_problem("toy"), _ToyProblem)
