@@ -1,0 +1,576 @@
+"""The R2R navigation environment: gymnasium ``valan/R2R-v0`` and a batched form for actors.
+
+The agent moves along the Matterport3D navigation graph. At each step it sees the viewpoints adjacent to its
+current one (its *candidates*) and either moves to one of them or stops.
+
+Actions (``Discrete(1 + max_candidates)``): 0 = STOP; ``k >= 1`` moves to candidate slot ``k``. Candidates are
+the graph neighbours of the current viewpoint ordered by absolute heading (clockwise from +y, ``[0, 2 pi)``),
+ties by viewpoint order in the connectivity file, so a viewpoint's slots never change. A slot beyond the
+current viewpoint's candidates (``candidate_mask == 0``) is a no-op: the agent stays, the step counts, the
+reward is computed as for any move (0 progress).
+
+After a move the agent faces the direction of travel (heading of the edge, radians clockwise from +y) with
+elevation 0: the camera stays level; the edge's elevation appears in the candidate geometry. The episode ends
+on STOP or after ``max_steps`` actions other than STOP (default 12); at that limit it ends as if the agent had
+stopped (``terminated=True``, terminal reward as for STOP). Rewards: see ``valan.envs.r2r.rewards``.
+
+Observations are dicts of fixed-shape numpy arrays; "slot" arrays have ``1 + max_candidates`` entries, slot 0
+being the current viewpoint (= STOP):
+
+- ``instruction`` int64 (L,) token ids (``<EOS>`` then ``<PAD>``), ``instruction_length`` int64 ().
+- ``viewpoint`` int64 (): global viewpoint index, the row of ``feature_table()``.
+- ``heading`` float32 () radians in ``[0, 2 pi]``; ``elevation`` float32 () radians (always 0, see above).
+- ``candidates`` int64 (1+K,) global viewpoint index per slot (padding 0); ``candidate_mask`` int8 (1+K,).
+- ``candidate_view`` int64 (1+K,): index 0..35 of the current panorama's view nearest each candidate's direction
+  (``12 * elevation_level + heading_step``, heading and elevation each rounded to the nearest 30 degrees; slot 0:
+  the view at the agent's heading, elevation 0; padding 0).
+- ``candidate_geometry`` float32 (1+K, 5): sin and cos of the heading relative to the agent's heading, sin and cos
+  of the elevation relative to the agent's, distance in metres (slot 0: ``[0, 1, 0, 1, 0]``; padding zeros).
+- ``previous_action_geometry`` float32 (5,): the chosen slot's geometry at the previous step (``[0, 1, 0, 1, 0]``
+  at t = 0 and after a no-op).
+- ``time_step`` int64 (): actions taken so far; ``oracle_next_action`` int64 (): the slot of the first hop of a
+  shortest path to the goal, 0 (STOP) at the goal and for episodes without a reference path (test splits).
+- with ``include_features=True`` only: ``features`` float32 (36, D), the current viewpoint's panorama.
+
+Global viewpoint indices run over *all scans of the connectivity directory* by default (``scans=`` restricts
+them), so environments for different splits, and shards of one split, share one feature table.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from valan.data import sample_path
+from valan.envs.r2r.dataset import R2REpisode, load_r2r
+from valan.envs.r2r.graph import Connectivity, ViewpointIndex
+from valan.envs.r2r.rewards import NEEDS_NDTW, REWARDS, SUCCESS_DISTANCE, Transition
+from valan.errors import InputError
+from valan.features import R2R_HEADINGS, R2R_VIEWS, FeatureStore, SyntheticFeatures, r2r_view_index
+from valan.text import Vocabulary
+
+STOP = 0
+DEFAULT_MAX_CANDIDATES = 16
+"""Largest node degree over all 90 Matterport3D scans is 13; 16 leaves room for denser custom graphs."""
+GEOMETRY_DIM = 5
+NO_MOVE_GEOMETRY = np.array([0.0, 1.0, 0.0, 1.0, 0.0], dtype=np.float32)
+_VIEW_STEP = 2 * math.pi / R2R_HEADINGS  # 30 degrees, radians
+
+PathLike = str | os.PathLike
+
+
+@functools.lru_cache(maxsize=8)
+def _open_connectivity(directory: str) -> Connectivity:
+    """One ``Connectivity`` (and so one graph cache) per directory and process."""
+    return Connectivity(directory)
+
+
+def _nearest_view(heading: np.ndarray, elevation: np.ndarray) -> np.ndarray:
+    """R2R view index (0..35) nearest to each direction; angles in radians."""
+    step = np.rint(heading / _VIEW_STEP).astype(np.int64) % R2R_HEADINGS
+    level = np.clip(np.rint(elevation / _VIEW_STEP).astype(np.int64), -1, 1) + 1
+    return r2r_view_index(level, step)
+
+
+class R2RWorld:
+    """Episodes, navigation graphs and instructions of one R2R split, precomputed into flat numpy tables.
+
+    Per global viewpoint ``g`` (``N`` in all) and candidate slot ``j`` (``K = max_candidates``): ``cand[g, j]``
+    global index of the neighbour, ``cand_count[g]``, ``cand_heading[g, j]`` absolute heading (radians),
+    ``cand_elevation``, ``cand_distance`` (metres), ``cand_view``. Shortest distances (metres) and next hops of all
+    scans live in flat blocks indexed by ``row_base[a] + local[b]``, so batches of lookups are single gathers.
+    """
+
+    def __init__(self, episodes: Sequence[R2REpisode], connectivity: Connectivity, vocab: Vocabulary,
+                 max_instruction_length: int = 80, max_candidates: int = DEFAULT_MAX_CANDIDATES,
+                 scans: Sequence[str] | None = None):
+        if not episodes:
+            raise InputError("no episodes to navigate")
+        if max_candidates < 1 or max_instruction_length < 1:
+            raise ValueError("max_candidates and max_instruction_length must be positive")
+        self.episodes = list(episodes)
+        self.connectivity = connectivity
+        self.vocab = vocab
+        self.max_candidates = max_candidates
+        self.max_instruction_length = max_instruction_length
+        scans = connectivity.scans() if scans is None else sorted(set(scans))
+        for scan in scans:
+            if scan not in connectivity:
+                raise InputError(f"unknown scan {scan!r}: no connectivity file", source=str(connectivity.directory))
+        known = set(scans)
+        for ep in self.episodes:
+            if ep.scan not in known:
+                raise InputError(f"scan {ep.scan} is not among the environment's scans", record=ep.instr_id)
+        self.viewpoint_index = ViewpointIndex(connectivity, scans)
+        self._build_graph_tables()
+        self._build_episode_tables()
+
+    @classmethod
+    def from_sources(cls, data: PathLike | Sequence[PathLike] | None = None,
+                     connectivity: PathLike | Connectivity | None = None, vocab: PathLike | Vocabulary | None = None,
+                     split_episodes: Sequence[R2REpisode] | None = None, **kwargs: Any) -> "R2RWorld":
+        """Load from files; each ``None`` falls back to the bundled sample (train split, its graphs, vocabulary)."""
+        if data is not None and split_episodes is not None:
+            raise ValueError("give either data files or split_episodes, not both")
+        if split_episodes is None:
+            files = [sample_path("R2R_sample_train.json")] if data is None else (
+                [data] if isinstance(data, (str, os.PathLike)) else list(data))
+            split_episodes = [ep for f in files for ep in load_r2r(f)]
+        if not isinstance(connectivity, Connectivity):
+            directory = sample_path("connectivity") if connectivity is None else connectivity
+            connectivity = _open_connectivity(str(Path(directory).resolve()))
+        if not isinstance(vocab, Vocabulary):
+            vocab = Vocabulary.load(sample_path("train_vocab.txt") if vocab is None else vocab)
+        return cls(split_episodes, connectivity, vocab, **kwargs)
+
+    def _build_graph_tables(self) -> None:
+        n_total, k = self.viewpoint_index.num_viewpoints, self.max_candidates
+        self.cand = np.zeros((n_total, k), np.int64)
+        self.cand_count = np.zeros(n_total, np.int64)
+        self.cand_heading = np.zeros((n_total, k), np.float64)
+        self.cand_elevation = np.zeros((n_total, k), np.float64)
+        self.cand_distance = np.zeros((n_total, k), np.float64)
+        self.cand_view = np.zeros((n_total, k), np.int64)
+        self.scan_offset = np.zeros(n_total, np.int64)  # global index of the scan's first viewpoint
+        self.local = np.zeros(n_total, np.int64)
+        self.row_base = np.zeros(n_total, np.int64)
+        self.viewpoint_ids: list[str] = []
+        self.viewpoint_scans: list[str] = []
+        dist_blocks, hop_blocks, block_base = [], [], 0
+        for scan in self.viewpoint_index.scans:
+            g = self.connectivity.graph(scan)
+            off, n = self.viewpoint_index.offsets[scan], len(g)
+            degree = np.array([len(nb) for nb in g.neighbors], np.int64)
+            if n and degree.max() > k:
+                worst = int(degree.argmax())
+                raise InputError(f"viewpoint {g.viewpoints[worst]} in scan {scan} has {degree[worst]} neighbours, "
+                                 f"more than max_candidates={k}")
+            src = np.repeat(np.arange(n), degree)
+            dst = np.concatenate(g.neighbors).astype(np.int64) if len(src) else np.zeros(0, np.int64)
+            delta = g.positions[dst] - g.positions[src]
+            heading = np.mod(np.arctan2(delta[:, 0], delta[:, 1]), 2 * math.pi)
+            order = np.lexsort((dst, heading, src))  # by source, then heading, then neighbour
+            src, dst, delta, heading = src[order], dst[order], delta[order], heading[order]
+            slot = np.arange(len(src)) - np.repeat(np.cumsum(degree) - degree, degree)
+            rows = off + src
+            self.cand[rows, slot] = off + dst
+            self.cand_heading[rows, slot] = heading
+            self.cand_elevation[rows, slot] = np.arctan2(delta[:, 2], np.hypot(delta[:, 0], delta[:, 1]))
+            self.cand_distance[rows, slot] = np.linalg.norm(delta, axis=1)
+            self.cand_view[rows, slot] = _nearest_view(heading, self.cand_elevation[rows, slot])
+            self.cand_count[off:off + n] = degree
+            self.scan_offset[off:off + n] = off
+            self.local[off:off + n] = np.arange(n)
+            self.row_base[off:off + n] = block_base + np.arange(n) * n
+            dist_blocks.append(g.distances.ravel())
+            hop_blocks.append(g.next_hop.ravel())
+            block_base += n * n
+            self.viewpoint_ids.extend(g.viewpoints)
+            self.viewpoint_scans.extend([scan] * n)
+        self._dist = np.concatenate(dist_blocks)
+        self._hop = np.concatenate(hop_blocks).astype(np.int64)
+        valid = np.arange(k)[None, :] < self.cand_count[:, None]
+        self.cand_mask = valid.astype(np.int8)
+        # sin/cos of candidate angles, zero on padding, so geometry needs no masking per step.
+        self.cand_sin_heading = np.sin(self.cand_heading) * valid
+        self.cand_cos_heading = np.cos(self.cand_heading) * valid
+        self.cand_sin_elevation = np.sin(self.cand_elevation) * valid
+        self.cand_cos_elevation = np.cos(self.cand_elevation) * valid
+
+    def _build_episode_tables(self) -> None:
+        e = len(self.episodes)
+        self.episode_number: dict[str, int] = {}
+        self.start = np.zeros(e, np.int64)
+        self.goal = np.zeros(e, np.int64)
+        self.has_reference = np.zeros(e, bool)
+        self.start_heading = np.zeros(e, np.float64)
+        self.instructions = np.zeros((e, self.max_instruction_length), np.int64)
+        self.instruction_lengths = np.zeros(e, np.int64)
+        for i, ep in enumerate(self.episodes):
+            if ep.instr_id in self.episode_number:
+                raise InputError("duplicate instr_id", record=ep.instr_id)
+            self.episode_number[ep.instr_id] = i
+            try:
+                ends = [self.viewpoint_index.global_index(ep.scan, vp) for vp in ep.path]
+            except InputError as err:
+                raise InputError(str(err), record=ep.instr_id) from None
+            self.start[i], self.goal[i] = ends[0], ends[-1]
+            self.has_reference[i] = ep.has_reference
+            self.start_heading[i] = ep.heading % (2 * math.pi)
+            self.instructions[i], self.instruction_lengths[i] = self.vocab.encode(ep.instruction,
+                                                                                  self.max_instruction_length)
+        unreachable = np.flatnonzero(~np.isfinite(self.distance(self.start, self.goal)))
+        if len(unreachable):
+            raise InputError("goal unreachable from the start", record=self.episodes[unreachable[0]].instr_id)
+
+    def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Shortest-path distances (metres) between global viewpoints ``a`` and ``b`` of the same scan."""
+        return self._dist[self.row_base[a] + self.local[b]]
+
+    def next_hop(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Global index of the first viewpoint after ``a`` on a shortest path to ``b`` (``a`` itself if equal)."""
+        return self._hop[self.row_base[a] + self.local[b]] + self.scan_offset[a]
+
+    def keys(self) -> list[tuple[str, str]]:
+        """``(scan, viewpoint)`` of every global viewpoint index, in order."""
+        return list(zip(self.viewpoint_scans, self.viewpoint_ids))
+
+    def feature_table(self, store: FeatureStore) -> np.ndarray:
+        """``(num_viewpoints, views, dim)`` float32 features in global index order, built once for a learner."""
+        return store.table(self.keys())
+
+    def episode(self, instr_id: str) -> int:
+        """Row of ``instr_id``; ``InputError`` when the split has no such episode."""
+        try:
+            return self.episode_number[instr_id]
+        except KeyError:
+            raise InputError(f"unknown episode_id {instr_id!r}") from None
+
+
+def observation_space(world: R2RWorld, max_steps: int, features: FeatureStore | None = None) -> spaces.Dict:
+    """The observation space of one episode (see the module docstring)."""
+    slots, n = 1 + world.max_candidates, world.viewpoint_index.num_viewpoints
+    length = world.max_instruction_length
+    # Geometry: sin/cos terms in [-1, 1]; distance in [0, longest edge] metres.
+    low = np.array([-1, -1, -1, -1, 0], np.float32)
+    high = np.array([1, 1, 1, 1, math.ceil(world.cand_distance.max())], np.float32)
+
+    def box(low: float, high: float, shape: tuple[int, ...], dtype: type) -> spaces.Box:
+        return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+
+    space = {
+        "instruction": box(0, len(world.vocab) - 1, (length,), np.int64),
+        "instruction_length": box(0, length, (), np.int64),
+        "viewpoint": box(0, n - 1, (), np.int64),
+        "heading": box(0.0, 2 * math.pi, (), np.float32),
+        "elevation": box(-math.pi / 2, math.pi / 2, (), np.float32),
+        "candidates": box(0, n - 1, (slots,), np.int64),
+        "candidate_mask": box(0, 1, (slots,), np.int8),
+        "candidate_view": box(0, R2R_VIEWS - 1, (slots,), np.int64),
+        "candidate_geometry": spaces.Box(np.broadcast_to(low, (slots, GEOMETRY_DIM)),
+                                         np.broadcast_to(high, (slots, GEOMETRY_DIM)), dtype=np.float32),
+        "previous_action_geometry": spaces.Box(low, high, dtype=np.float32),
+        "time_step": box(0, max_steps, (), np.int64),
+        "oracle_next_action": box(0, world.max_candidates, (), np.int64),
+    }
+    if features is not None:
+        space["features"] = box(-np.inf, np.inf, (features.views, features.dim), np.float32)
+    return spaces.Dict(space)
+
+
+class _Slots:
+    """The state of ``num_slots`` concurrent episodes, advanced with vectorised table lookups."""
+
+    def __init__(self, world: R2RWorld, num_slots: int, reward: str, max_steps: int,
+                 features: FeatureStore | None):
+        if reward not in REWARDS:
+            raise InputError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
+        if max_steps < 1:
+            raise ValueError("max_steps must be at least 1")
+        self.world, self.max_steps, self.features = world, max_steps, features
+        self.reward_name, self._reward = reward, REWARDS[reward]
+        self._ndtw = None
+        if reward in NEEDS_NDTW:
+            from valan.metrics.r2r import ndtw
+
+            self._ndtw = ndtw
+        k = num_slots
+        self.episode = np.zeros(k, np.int64)
+        self.position = np.zeros(k, np.int64)
+        self.heading = np.zeros(k, np.float64)
+        self.time = np.zeros(k, np.int64)
+        self.previous_geometry = np.tile(NO_MOVE_GEOMETRY, (k, 1))
+        self.path = np.zeros((k, max_steps + 1), np.int64)  # visited viewpoints, start included, no repeats
+        self.path_heading = np.zeros((k, max_steps + 1), np.float64)
+        self.path_length = np.zeros(k, np.int64)
+        self.returns = np.zeros(k, np.float64)
+        self.path_ndtw = np.zeros(k, np.float64)
+
+    def start(self, slots: np.ndarray, episodes: np.ndarray) -> None:
+        """Place the agents of ``slots`` at the starts of ``episodes`` (episode rows)."""
+        w = self.world
+        self.episode[slots] = episodes
+        self.position[slots] = w.start[episodes]
+        self.heading[slots] = w.start_heading[episodes]
+        self.time[slots] = 0
+        self.previous_geometry[slots] = NO_MOVE_GEOMETRY
+        self.path[slots, 0] = w.start[episodes]
+        self.path_heading[slots, 0] = w.start_heading[episodes]
+        self.path_length[slots] = 1
+        self.returns[slots] = 0.0
+        if self._ndtw is not None:
+            for s in np.atleast_1d(slots):
+                self.path_ndtw[s] = self._slot_ndtw(int(s))
+
+    def _slot_ndtw(self, s: int) -> float:
+        ep = self.world.episodes[self.episode[s]]
+        if not ep.has_reference:
+            return 0.0
+        visited = [self.world.viewpoint_ids[g] for g in self.path[s, : self.path_length[s]]]
+        return float(self._ndtw(self.world.connectivity.graph(ep.scan), visited, list(ep.path),
+                                threshold=SUCCESS_DISTANCE))
+
+    def act(self, slots: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Apply ``actions`` to ``slots``; returns float32 rewards and whether each episode ended."""
+        w = self.world
+        if np.any((actions < 0) | (actions > w.max_candidates)):
+            raise ValueError(f"actions must be in [0, {w.max_candidates}], got {actions.tolist()}")
+        pos, heading = self.position[slots], self.heading[slots]
+        move = (actions >= 1) & (actions <= w.cand_count[pos])
+        j = np.where(move, actions - 1, 0)
+        nxt = np.where(move, w.cand[pos, j], pos)
+        relative = w.cand_heading[pos, j] - heading
+        geometry = np.stack([np.sin(relative), np.cos(relative), w.cand_sin_elevation[pos, j],
+                             w.cand_cos_elevation[pos, j], w.cand_distance[pos, j]], axis=1).astype(np.float32)
+        self.previous_geometry[slots] = np.where(move[:, None], geometry, NO_MOVE_GEOMETRY)
+        time = self.time[slots] + (actions != STOP)
+        ended = (actions == STOP) | (time >= self.max_steps)
+        episodes = self.episode[slots]
+        goal = w.goal[episodes]
+        moved = slots[move]
+        self.path[moved, self.path_length[moved]] = nxt[move]
+        self.path_heading[moved, self.path_length[moved]] = w.cand_heading[pos, j][move]
+        self.path_length[moved] += 1
+        ndtw_before = ndtw_after = None
+        if self._ndtw is not None:
+            ndtw_before = self.path_ndtw[slots].copy()
+            for s in moved:
+                self.path_ndtw[s] = self._slot_ndtw(int(s))
+            ndtw_after = self.path_ndtw[slots]
+        reward = self._reward(Transition(w.distance(pos, goal), w.distance(nxt, goal), ended,
+                                         ndtw_before, ndtw_after))
+        reward = np.where(w.has_reference[episodes], reward, np.float32(0.0))
+        self.position[slots] = nxt
+        self.heading[slots] = np.where(move, w.cand_heading[pos, j], heading)
+        self.time[slots] = time
+        self.returns[slots] += reward
+        return reward, ended
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """Fresh observation arrays with a leading slot dimension."""
+        w = self.world
+        pos, heading, episodes = self.position, self.heading, self.episode
+        k = len(pos)
+        sin_h, cos_h = np.sin(heading)[:, None], np.cos(heading)[:, None]
+        geometry = np.empty((k, 1 + w.max_candidates, GEOMETRY_DIM), np.float32)
+        geometry[:, 0] = NO_MOVE_GEOMETRY
+        # sin/cos(candidate - agent) from the precomputed, zero-padded sin/cos of the candidates' headings.
+        geometry[:, 1:, 0] = w.cand_sin_heading[pos] * cos_h - w.cand_cos_heading[pos] * sin_h
+        geometry[:, 1:, 1] = w.cand_cos_heading[pos] * cos_h + w.cand_sin_heading[pos] * sin_h
+        geometry[:, 1:, 2] = w.cand_sin_elevation[pos]
+        geometry[:, 1:, 3] = w.cand_cos_elevation[pos]
+        geometry[:, 1:, 4] = w.cand_distance[pos]
+        cand = w.cand[pos]
+        goal = w.goal[episodes]
+        hop = w.next_hop(pos, goal)
+        oracle = np.where((pos == goal) | ~w.has_reference[episodes], STOP, (cand == hop[:, None]).argmax(1) + 1)
+        obs = {
+            "instruction": w.instructions[episodes],
+            "instruction_length": w.instruction_lengths[episodes],
+            "viewpoint": pos.copy(),
+            "heading": heading.astype(np.float32),
+            "elevation": np.zeros(k, np.float32),
+            "candidates": np.concatenate([pos[:, None], cand], axis=1),
+            "candidate_mask": np.concatenate([np.ones((k, 1), np.int8), w.cand_mask[pos]], axis=1),
+            "candidate_view": np.concatenate([_nearest_view(heading, np.zeros(k))[:, None], w.cand_view[pos]], axis=1),
+            "candidate_geometry": geometry,
+            "previous_action_geometry": self.previous_geometry.copy(),
+            "time_step": self.time.copy(),
+            "oracle_next_action": oracle.astype(np.int64),
+        }
+        if self.features is not None:
+            obs["features"] = np.stack([self.features.get(w.viewpoint_scans[g], w.viewpoint_ids[g]) for g in pos])
+        return obs
+
+    def summary(self, s: int) -> dict[str, Any]:
+        """What a finished episode reports: ``instr_id``, leaderboard ``trajectory`` and outcome."""
+        w = self.world
+        e = int(self.episode[s])
+        n = int(self.path_length[s])
+        trajectory = [[w.viewpoint_ids[g], float(h), 0.0]
+                      for g, h in zip(self.path[s, :n].tolist(), self.path_heading[s, :n].tolist())]
+        info: dict[str, Any] = {"instr_id": w.episodes[e].instr_id, "trajectory": trajectory,
+                                "return": float(self.returns[s]), "steps": int(self.time[s]),
+                                "distance_to_goal": None, "success": None}
+        if w.has_reference[e]:
+            d = float(w.distance(self.position[s:s + 1], w.goal[e:e + 1])[0])
+            info["distance_to_goal"], info["success"] = d, d < SUCCESS_DISTANCE
+        return info
+
+
+class R2REnv(gym.Env):
+    """One R2R episode at a time (gymnasium API). See the module docstring for spaces and dynamics.
+
+    Args:
+        data: R2R JSON file(s); default the bundled sample train split.
+        connectivity: folder of ``{scan}_connectivity.json`` (or a ``Connectivity``); default the bundled sample's.
+        vocab: vocabulary file (or ``Vocabulary``); default the bundled R2R train vocabulary.
+        features: feature store for ``include_features`` and ``feature_table()``; default ``SyntheticFeatures()``
+            (no visual information).
+        split_episodes: already-loaded episodes to use instead of ``data``.
+        reward: ``"distance"``, ``"ndtw"`` or ``"success"`` (``valan.envs.r2r.rewards``).
+        max_steps: actions other than STOP before the episode ends as if stopped.
+        max_instruction_length: token ids per instruction, ``<EOS>`` included (longer ones are truncated).
+        max_candidates: candidate slots; construction fails naming the scan and viewpoint if one has more
+            neighbours.
+        include_features: put the current viewpoint's ``(36, D)`` features into observations.
+        scans: scans of the global viewpoint index; default all scans of the connectivity folder.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, data: PathLike | Sequence[PathLike] | None = None,
+                 connectivity: PathLike | Connectivity | None = None, vocab: PathLike | Vocabulary | None = None,
+                 features: FeatureStore | None = None, split_episodes: Sequence[R2REpisode] | None = None,
+                 reward: str = "distance", max_steps: int = 12, max_instruction_length: int = 80,
+                 max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
+                 scans: Sequence[str] | None = None):
+        self.world = R2RWorld.from_sources(data, connectivity, vocab, split_episodes,
+                                           max_instruction_length=max_instruction_length,
+                                           max_candidates=max_candidates, scans=scans)
+        self.features = features if features is not None else SyntheticFeatures()
+        self._slots = _Slots(self.world, 1, reward, max_steps, self.features if include_features else None)
+        self.observation_space = observation_space(self.world, max_steps, self.features if include_features else None)
+        self.action_space = spaces.Discrete(1 + max_candidates)
+        self._slot = np.zeros(1, np.int64)
+        self._ended: bool | None = None
+
+    @property
+    def viewpoint_index(self) -> ViewpointIndex:
+        return self.world.viewpoint_index
+
+    def feature_table(self, store: FeatureStore | None = None) -> np.ndarray:
+        """``(num_viewpoints, 36, D)`` features in global index order (default: this env's feature store)."""
+        return self.world.feature_table(store or self.features)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {key: value[0, ...] for key, value in self._slots.observe().items()}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start ``options["episode_id"]`` (an instr_id) or, without it, an episode drawn with the env's RNG."""
+        super().reset(seed=seed)
+        if options and "episode_id" in options:
+            episode = self.world.episode(options["episode_id"])
+        else:
+            episode = int(self.np_random.integers(len(self.world.episodes)))
+        self._slots.start(self._slot, np.array([episode]))
+        self._ended = False
+        return self._observation(), {"instr_id": self.world.episodes[episode].instr_id}
+
+    def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._ended is None:
+            raise RuntimeError("call reset() before step()")
+        if self._ended:
+            raise RuntimeError("the episode has ended; call reset()")
+        reward, ended = self._slots.act(self._slot, np.array([int(action)], np.int64))
+        self._ended = bool(ended[0])
+        info = self._slots.summary(0) if self._ended else {
+            "instr_id": self.world.episodes[self._slots.episode[0]].instr_id}
+        return self._observation(), float(reward[0]), self._ended, False, info
+
+
+class BatchedR2REnv:
+    """``num_envs`` R2R episodes stepped together for one actor, with automatic reset.
+
+    ``reset()`` returns ``(obs, infos)`` and ``step(actions)`` returns ``(obs, reward, done, infos)``; ``obs`` is a
+    dict of ``(num_envs, ...)`` arrays (keys and per-slot shapes as ``R2REnv``), ``reward`` float32 and ``done``
+    bool ``(num_envs,)``. When a slot's episode ends, ``done`` is True and its returned observation is already the
+    next episode's first one; ``infos["finished"]`` lists the ended episodes as dicts with ``slot``, ``instr_id``,
+    ``trajectory`` (leaderboard ``[[viewpoint, heading, elevation], ...]``), ``return``, ``steps``,
+    ``distance_to_goal`` and ``success`` (None without a reference path). ``infos["active"]`` (bool
+    ``(num_envs,)``, also ``self.active``) marks slots running an episode.
+
+    Episode order: training (``evaluation=False``) walks through seeded random permutations of the episodes,
+    a fresh one each pass. Evaluation runs every episode exactly once in the given order; a slot with nothing
+    left to run turns inactive: its observation stays the last one, its actions are ignored, its reward is 0
+    and its ``done`` False. ``self.finished`` is True when every slot is inactive.
+
+    Constructor arguments are those of ``R2REnv`` plus ``num_envs``, ``evaluation`` and ``seed``.
+    """
+
+    def __init__(self, num_envs: int, data: PathLike | Sequence[PathLike] | None = None,
+                 connectivity: PathLike | Connectivity | None = None, vocab: PathLike | Vocabulary | None = None,
+                 features: FeatureStore | None = None, split_episodes: Sequence[R2REpisode] | None = None,
+                 reward: str = "distance", max_steps: int = 12, max_instruction_length: int = 80,
+                 max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
+                 scans: Sequence[str] | None = None, evaluation: bool = False, seed: int = 0):
+        if num_envs < 1:
+            raise ValueError("num_envs must be at least 1")
+        self.world = R2RWorld.from_sources(data, connectivity, vocab, split_episodes,
+                                           max_instruction_length=max_instruction_length,
+                                           max_candidates=max_candidates, scans=scans)
+        self.features = features if features is not None else SyntheticFeatures()
+        self.num_envs, self.evaluation = num_envs, evaluation
+        self._slots = _Slots(self.world, num_envs, reward, max_steps, self.features if include_features else None)
+        self.single_observation_space = observation_space(self.world, max_steps,
+                                                          self.features if include_features else None)
+        self.single_action_space = spaces.Discrete(1 + max_candidates)
+        self.active = np.zeros(num_envs, bool)
+        self._seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._order = np.zeros(0, np.int64)
+        self._cursor = 0
+
+    @property
+    def viewpoint_index(self) -> ViewpointIndex:
+        return self.world.viewpoint_index
+
+    @property
+    def finished(self) -> bool:
+        """No slot is running an episode (evaluation: every episode has been run)."""
+        return not self.active.any()
+
+    def feature_table(self, store: FeatureStore | None = None) -> np.ndarray:
+        """``(num_viewpoints, 36, D)`` features in global index order (default: this env's feature store)."""
+        return self.world.feature_table(store or self.features)
+
+    def _take(self, count: int) -> np.ndarray:
+        """The next ``count`` episode rows (fewer in evaluation once the split is exhausted)."""
+        out = []
+        while count > 0:
+            if self._cursor == len(self._order):
+                if self.evaluation:
+                    break
+                self._order, self._cursor = self._rng.permutation(len(self.world.episodes)), 0
+            n = min(count, len(self._order) - self._cursor)
+            out.append(self._order[self._cursor:self._cursor + n])
+            self._cursor += n
+            count -= n
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start over: training draws a new permutation (seeded by ``seed``, else the constructor's seed);
+        evaluation restarts from the first episode."""
+        self._rng = np.random.default_rng(self._seed if seed is None else seed)
+        self._order = np.arange(len(self.world.episodes)) if self.evaluation else np.zeros(0, np.int64)
+        self._cursor = 0
+        episodes = self._take(self.num_envs)
+        slots = np.arange(self.num_envs)
+        self.active[:] = slots < len(episodes)
+        # Idle slots sit at the first episode's start so their (ignored) observations are valid.
+        self._slots.start(slots, np.concatenate([episodes, np.zeros(self.num_envs - len(episodes), np.int64)]))
+        return self._slots.observe(), {"active": self.active.copy(), "finished": []}
+
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = np.asarray(actions, dtype=np.int64)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"expected actions of shape ({self.num_envs},), got {actions.shape}")
+        reward = np.zeros(self.num_envs, np.float32)
+        done = np.zeros(self.num_envs, bool)
+        slots = np.flatnonzero(self.active)
+        reward[slots], done[slots] = self._slots.act(slots, actions[slots])
+        ended = np.flatnonzero(done)
+        finished = [{"slot": int(s), **self._slots.summary(int(s))} for s in ended]
+        if len(ended):
+            episodes = self._take(len(ended))
+            self._slots.start(ended[:len(episodes)], episodes)
+            self.active[ended[len(episodes):]] = False
+        return self._slots.observe(), reward, done, {"active": self.active.copy(), "finished": finished}
