@@ -1,0 +1,417 @@
+"""Central inference with dynamic batching, server-side recurrent state and unroll assembly (SEED RL).
+
+Actors send the observations of their ``K`` env slots (plus the reward and ``done`` of the previous action and
+the ``first`` flags) and get one action per slot back. Requests from different actors are merged into one
+forward pass of up to ``max_batch`` env slots; a partial batch runs once the oldest waiting request has waited
+``max_wait_ms``. The recurrent state of every (actor, slot) lives here, so actors hold no model, no weights
+and no features.
+
+From the same stream the server assembles *unrolls* for the learner (SEED RL convention): ``T + 1`` steps,
+step 0 overlapping the previous unroll's last step, with per-step ``reward``/``done`` (the result of the
+action at ``t - 1``), ``first``, ``action``, ``behaviour_logits`` and ``policy_version``, plus per-slot
+``imitation`` flags (teacher-forced unroll: the executed actions were ``oracle_next_action``) and
+``initial_state`` (the agent state before step 0). The mode of an unroll is drawn when it starts, before its
+step-0 action is chosen, with probability ``p_imitation``.
+
+Two front ends share this core: :meth:`InferenceServer.infer` blocks the calling thread (Ray threaded actor)
+and :meth:`InferenceServer.infer_async` awaits an ``asyncio`` future (Ray async actor). The model runs on a
+single batching thread either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+Observation = dict[str, np.ndarray]
+Unroll = dict[str, Any]
+
+
+@dataclasses.dataclass
+class InferenceStats:
+    """Counters since the last :meth:`InferenceServer.pop_stats` call."""
+
+    batches: int = 0
+    slots: int = 0
+    requests: int = 0
+    wait_s: float = 0.0
+    forward_s: float = 0.0
+
+    @property
+    def mean_batch_size(self) -> float:
+        """Env slots per forward pass."""
+        return self.slots / self.batches if self.batches else 0.0
+
+    @property
+    def mean_wait_ms(self) -> float:
+        """Mean time a request waited for its batch to start, milliseconds."""
+        return 1000.0 * self.wait_s / self.requests if self.requests else 0.0
+
+
+@dataclasses.dataclass
+class _Request:
+    actor_id: int
+    incarnation: str
+    obs: Observation
+    reward: np.ndarray
+    done: np.ndarray
+    first: np.ndarray
+    evaluation: bool
+    arrival: float = dataclasses.field(default_factory=time.monotonic)
+    actions: np.ndarray | None = None
+    unrolls: list[Unroll] = dataclasses.field(default_factory=list)
+    error: BaseException | None = None
+    # Exactly one of these wakes the caller.
+    event: threading.Event | None = None
+    future: asyncio.Future | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.first)
+
+
+@dataclasses.dataclass
+class _SlotGroup:
+    """The ``K`` env slots of one actor incarnation; they step in lockstep, so they share unroll boundaries."""
+
+    incarnation: str
+    state: tuple[torch.Tensor, ...]
+    steps: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)
+    initial_state: tuple[torch.Tensor, ...] = ()
+    imitation: np.ndarray | None = None
+
+
+def stack_unrolls(unrolls: list[Unroll]) -> Unroll:
+    """Concatenate unroll blocks along the batch axis: per-step arrays ``(T+1, B, ...)``, ``imitation`` ``(B,)``,
+    ``initial_state`` a tuple of batch-first arrays."""
+    out: Unroll = {}
+    for key in unrolls[0]:
+        if key == "initial_state":
+            out[key] = tuple(np.concatenate(parts, axis=0) for parts in zip(*(u[key] for u in unrolls)))
+        elif key == "imitation":
+            out[key] = np.concatenate([u[key] for u in unrolls], axis=0)
+        else:
+            out[key] = np.concatenate([u[key] for u in unrolls], axis=1)
+    return out
+
+
+def split_unroll(unroll: Unroll, size: int) -> tuple[Unroll, Unroll]:
+    """Split an unroll block into its first ``size`` slots and the rest."""
+    head: Unroll = {}
+    tail: Unroll = {}
+    for key, value in unroll.items():
+        if key == "initial_state":
+            head[key] = tuple(v[:size] for v in value)
+            tail[key] = tuple(v[size:] for v in value)
+        elif key == "imitation":
+            head[key], tail[key] = value[:size], value[size:]
+        else:
+            head[key], tail[key] = value[:, :size], value[:, size:]
+    return head, tail
+
+
+def unroll_batch_size(unroll: Unroll) -> int:
+    return len(unroll["imitation"])
+
+
+class InferenceServer:
+    """Dynamic-batching policy server with per-(actor, slot) recurrent state and unroll assembly.
+
+    Args:
+        agent: the model (``initial_state(batch)``, ``forward(obs, state, first)`` with ``(T, B, ...)`` tensors).
+        unroll_length: ``T``; emitted unrolls have ``T + 1`` steps.
+        unroll_queue: where finished unroll blocks go (one block = the ``K`` slots of one actor); ``put`` blocks
+            when the queue is full, which blocks the actor whose request completed the unroll (backpressure).
+        max_batch: env slots per forward pass at most (a single request larger than this runs alone).
+        max_wait_ms: a partial batch runs once its oldest request has waited this long, milliseconds.
+        p_imitation: probability that an unroll is teacher-forced (executes ``oracle_next_action``).
+        device: where the model and states live.
+        policy_version: callable returning the current policy version (learner steps).
+        seed: seeds action sampling and the imitation draws.
+    """
+
+    def __init__(self, agent: torch.nn.Module, unroll_length: int, unroll_queue: queue.Queue,
+                 max_batch: int, max_wait_ms: float, p_imitation: float = 0.0,
+                 device: torch.device | str = "cpu", policy_version: Callable[[], int] = lambda: 0,
+                 seed: int = 0, oracle_key: str = "oracle_next_action"):
+        if unroll_length < 1:
+            raise ValueError(f"unroll_length must be >= 1, got {unroll_length}")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if not 0.0 <= p_imitation <= 1.0:
+            raise ValueError(f"p_imitation must lie in [0, 1], got {p_imitation}")
+        self.agent = agent
+        self.eval_agent: torch.nn.Module | None = None
+        self.unroll_length = unroll_length
+        self.unroll_queue = unroll_queue
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.p_imitation = p_imitation
+        self.device = torch.device(device)
+        self.policy_version = policy_version
+        self.oracle_key = oracle_key
+        self._rng = np.random.default_rng(seed)
+        self._generator = torch.Generator(device=self.device)
+        self._generator.manual_seed(seed)
+        self._groups: dict[tuple[bool, int], _SlotGroup] = {}
+        self._retired: dict[int, set[str]] = {}
+        self._pending: deque[_Request] = deque()
+        self._cond = threading.Condition()
+        self._stats = InferenceStats()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._batching_loop, name="inference-batcher", daemon=True)
+        self._thread.start()
+
+    # ----------------------------------------------------------------------------------------- front ends
+    def infer(self, actor_id: int, incarnation: str, obs: Observation, reward: np.ndarray, done: np.ndarray,
+              first: np.ndarray, evaluation: bool = False) -> np.ndarray:
+        """Actions ``(K,)`` int64 for one actor's ``K`` slots; blocks the calling thread until its batch ran.
+
+        ``reward``/``done`` are the results of the previous action, ``first`` marks episode starts (the state of
+        those slots is reset). ``evaluation=True`` acts greedily with the evaluation snapshot and records no
+        unrolls.
+        """
+        request = self._make_request(actor_id, incarnation, obs, reward, done, first, evaluation)
+        request.event = threading.Event()
+        self._submit(request)
+        request.event.wait()
+        return self._finish(request)
+
+    async def infer_async(self, actor_id: int, incarnation: str, obs: Observation, reward: np.ndarray,
+                          done: np.ndarray, first: np.ndarray, evaluation: bool = False) -> np.ndarray:
+        """:meth:`infer` for an ``asyncio`` caller: awaits the batch instead of blocking a thread."""
+        request = self._make_request(actor_id, incarnation, obs, reward, done, first, evaluation)
+        request.loop = asyncio.get_running_loop()
+        request.future = request.loop.create_future()
+        self._submit(request)
+        await request.future
+        if request.unrolls:
+            # Backpressure without blocking the event loop: wait for queue room in a worker thread.
+            await request.loop.run_in_executor(None, self._enqueue, request.unrolls)
+            request.unrolls = []
+        return self._finish(request)
+
+    # ------------------------------------------------------------------------------------------- control
+    def retire(self, actor_id: int) -> None:
+        """Forget an actor's state and drop its unfinished unrolls (the actor died; its next incarnation starts
+        fresh episodes). Late requests from the retired incarnation are answered but not recorded."""
+        with self._cond:
+            for key in [(False, actor_id), (True, actor_id)]:
+                group = self._groups.pop(key, None)
+                if group is not None:
+                    self._retired.setdefault(actor_id, set()).add(group.incarnation)
+
+    def set_eval_agent(self, agent: torch.nn.Module | None) -> None:
+        """Use ``agent`` (a frozen snapshot) for evaluation requests; ``None`` evaluates the live model."""
+        with self._cond:
+            self.eval_agent = agent
+            for key in [k for k in self._groups if k[0]]:
+                del self._groups[key]
+
+    def pop_stats(self) -> InferenceStats:
+        """Batching statistics since the previous call."""
+        with self._cond:
+            stats, self._stats = self._stats, InferenceStats()
+        return stats
+
+    def close(self) -> None:
+        """Stop the batching thread; waiting requests fail."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=10)
+
+    # ------------------------------------------------------------------------------------------ internals
+    @staticmethod
+    def _make_request(actor_id, incarnation, obs, reward, done, first, evaluation) -> _Request:
+        first = np.asarray(first, dtype=bool)
+        k = len(first)
+        reward = np.zeros(k, np.float32) if reward is None else np.asarray(reward, dtype=np.float32)
+        done = np.zeros(k, bool) if done is None else np.asarray(done, dtype=bool)
+        return _Request(int(actor_id), str(incarnation), obs, reward, done, first, bool(evaluation))
+
+    def _submit(self, request: _Request) -> None:
+        with self._cond:
+            if self._stop.is_set():
+                raise RuntimeError("inference server is closed")
+            self._pending.append(request)
+            self._cond.notify_all()
+
+    def _finish(self, request: _Request) -> np.ndarray:
+        if request.error is not None:
+            raise request.error
+        if request.unrolls:
+            self._enqueue(request.unrolls)
+        return request.actions
+
+    def _enqueue(self, unrolls: list[Unroll]) -> None:
+        for unroll in unrolls:
+            while not self._stop.is_set():
+                try:
+                    self.unroll_queue.put(unroll, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def _take_batch(self) -> list[_Request] | None:
+        """Wait for a full batch or for the oldest request's deadline; None when stopping."""
+        with self._cond:
+            while not self._pending:
+                if self._stop.is_set():
+                    return None
+                self._cond.wait()
+            while True:
+                waiting = sum(r.size for r in self._pending)
+                remaining = self._pending[0].arrival + self.max_wait_s - time.monotonic()
+                if waiting >= self.max_batch or remaining <= 0 or self._stop.is_set():
+                    break
+                self._cond.wait(remaining)
+            # Evaluation and training requests use different models: serve the kind of the oldest request.
+            kind = self._pending[0].evaluation
+            batch, size, rest = [], 0, deque()
+            while self._pending:
+                r = self._pending.popleft()
+                if r.evaluation == kind and (not batch or size + r.size <= self.max_batch):
+                    batch.append(r)
+                    size += r.size
+                else:
+                    rest.append(r)
+            self._pending = rest
+            now = time.monotonic()
+            self._stats.batches += 1
+            self._stats.slots += size
+            self._stats.requests += len(batch)
+            self._stats.wait_s += sum(now - r.arrival for r in batch)
+            return batch
+
+    def _batching_loop(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                break
+            start = time.monotonic()
+            try:
+                self._run(batch)
+            except BaseException as e:  # delivered to every caller of the batch
+                for r in batch:
+                    r.error = e
+            with self._cond:
+                self._stats.forward_s += time.monotonic() - start
+            for r in batch:
+                if r.event is not None:
+                    r.event.set()
+                else:
+                    r.loop.call_soon_threadsafe(_resolve, r.future)
+        with self._cond:
+            stranded, self._pending = list(self._pending), deque()
+        for r in stranded:
+            r.error = RuntimeError("inference server closed")
+            if r.event is not None:
+                r.event.set()
+            else:
+                r.loop.call_soon_threadsafe(_resolve, r.future)
+
+    def _group(self, request: _Request) -> _SlotGroup | None:
+        """The slot group of a request's actor; a new incarnation replaces the old one (fresh episodes)."""
+        key = (request.evaluation, request.actor_id)
+        with self._cond:
+            if request.incarnation in self._retired.get(request.actor_id, ()):
+                return None
+            group = self._groups.get(key)
+            if group is None or group.incarnation != request.incarnation:
+                if group is not None:
+                    self._retired.setdefault(request.actor_id, set()).add(group.incarnation)
+                agent = self._agent_for(request.evaluation)
+                state = tuple(s.to(self.device) for s in agent.initial_state(request.size))
+                group = self._groups[key] = _SlotGroup(request.incarnation, state)
+            return group
+
+    def _agent_for(self, evaluation: bool) -> torch.nn.Module:
+        return self.eval_agent if evaluation and self.eval_agent is not None else self.agent
+
+    def _run(self, batch: list[_Request]) -> None:
+        evaluation = batch[0].evaluation
+        agent = self._agent_for(evaluation)
+        groups = [self._group(r) for r in batch]
+        # A retired incarnation still gets an answer (with a throwaway state) but records nothing.
+        states = [g.state if g is not None else
+                  tuple(s.to(self.device) for s in agent.initial_state(r.size)) for g, r in zip(groups, batch)]
+        obs = {key: torch.from_numpy(np.concatenate([r.obs[key] for r in batch]))[None].to(self.device)
+               for key in batch[0].obs}
+        first = torch.from_numpy(np.concatenate([r.first for r in batch]))[None].to(self.device)
+        state = tuple(torch.cat(parts, dim=0) for parts in zip(*states))
+        with torch.inference_mode():
+            output, new_state = agent(obs, state, first)
+            logits = output.logits[0].float()
+            if evaluation:
+                chosen = logits.argmax(dim=-1)
+            else:
+                probs = torch.softmax(logits, dim=-1)
+                chosen = torch.multinomial(probs, 1, generator=self._generator)[:, 0]
+        chosen = chosen.cpu().numpy().astype(np.int64)
+        logits_np = logits.cpu().numpy()
+        version = self.policy_version()
+        sizes = [r.size for r in batch]
+        offsets = np.cumsum([0] + sizes)
+        new_states = [tuple(s[offsets[i]:offsets[i + 1]] for s in new_state) for i in range(len(batch))]
+        for i, (r, g) in enumerate(zip(batch, groups)):
+            lo, hi = offsets[i], offsets[i + 1]
+            actions = chosen[lo:hi]
+            if not evaluation and g is not None:
+                actions = self._record(r, g, states[i], actions, logits_np[lo:hi], version)
+            r.actions = actions
+            if g is not None:
+                g.state = new_states[i]
+
+    def _record(self, r: _Request, g: _SlotGroup, state_before: tuple[torch.Tensor, ...], sampled: np.ndarray,
+                logits: np.ndarray, version: int) -> np.ndarray:
+        """Choose the executed actions (teacher forcing where imitation) and append the step to the unroll."""
+        starts_unroll = len(g.steps) in (0, self.unroll_length)
+        if starts_unroll:
+            # The mode of the next unroll governs this step's action (its step 0 / the overlap step).
+            imitation = self._rng.random(r.size) < self.p_imitation
+        else:
+            imitation = g.imitation
+        actions = sampled
+        if imitation.any():
+            actions = np.where(imitation, np.asarray(r.obs[self.oracle_key], dtype=np.int64), sampled)
+        step = dict(r.obs)
+        step.update(reward=r.reward, done=r.done, first=r.first, action=actions, behaviour_logits=logits,
+                    policy_version=np.full(r.size, version, np.int64))
+        if len(g.steps) == self.unroll_length:
+            g.steps.append(step)
+            r.unrolls.append(self._emit(g))
+        if starts_unroll:
+            g.steps = [step]
+            g.initial_state = tuple(s.detach().cpu().numpy() for s in state_before)
+            g.imitation = imitation
+        else:
+            g.steps.append(step)
+        return actions
+
+    @staticmethod
+    def _emit(g: _SlotGroup) -> Unroll:
+        unroll: Unroll = {key: np.stack([s[key] for s in g.steps]) for key in g.steps[0]}
+        unroll["imitation"] = g.imitation.copy()
+        unroll["initial_state"] = g.initial_state
+        return unroll
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def new_incarnation() -> str:
+    """A fresh id for an actor process: requests from a new incarnation start fresh state and unrolls."""
+    return uuid.uuid4().hex
