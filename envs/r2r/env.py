@@ -51,9 +51,10 @@ from gymnasium import spaces
 from valan.data import sample_path
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.graph import Connectivity, ViewpointIndex
-from valan.envs.r2r.rewards import NEEDS_NDTW, REWARDS, SUCCESS_DISTANCE, Transition
+from valan.envs.r2r.rewards import NEEDS_NDTW, REWARDS, Transition
 from valan.errors import InputError
 from valan.features import R2R_HEADINGS, R2R_VIEWS, FeatureStore, SyntheticFeatures, r2r_view_index
+from valan.metrics.r2r import DTW_THRESHOLD, SUCCESS_THRESHOLD, ndtw
 from valan.text import Vocabulary
 
 STOP = 0
@@ -276,11 +277,7 @@ class _Slots:
             raise ValueError("max_steps must be at least 1")
         self.world, self.max_steps, self.features = world, max_steps, features
         self.reward_name, self._reward = reward, REWARDS[reward]
-        self._ndtw = None
-        if reward in NEEDS_NDTW:
-            from valan.metrics.r2r import ndtw
-
-            self._ndtw = ndtw
+        self._track_ndtw = reward in NEEDS_NDTW
         k = num_slots
         self.episode = np.zeros(k, np.int64)
         self.position = np.zeros(k, np.int64)
@@ -305,7 +302,7 @@ class _Slots:
         self.path_heading[slots, 0] = w.start_heading[episodes]
         self.path_length[slots] = 1
         self.returns[slots] = 0.0
-        if self._ndtw is not None:
+        if self._track_ndtw:
             for s in np.atleast_1d(slots):
                 self.path_ndtw[s] = self._slot_ndtw(int(s))
 
@@ -313,9 +310,8 @@ class _Slots:
         ep = self.world.episodes[self.episode[s]]
         if not ep.has_reference:
             return 0.0
-        visited = [self.world.viewpoint_ids[g] for g in self.path[s, : self.path_length[s]]]
-        return float(self._ndtw(self.world.connectivity.graph(ep.scan), visited, list(ep.path),
-                                threshold=SUCCESS_DISTANCE))
+        visited = self.world.local[self.path[s, : self.path_length[s]]].tolist()
+        return ndtw(self.world.connectivity.graph(ep.scan), visited, ep.path, threshold=DTW_THRESHOLD)
 
     def act(self, slots: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Apply ``actions`` to ``slots``; returns float32 rewards and whether each episode ended."""
@@ -339,7 +335,7 @@ class _Slots:
         self.path_heading[moved, self.path_length[moved]] = w.cand_heading[pos, j][move]
         self.path_length[moved] += 1
         ndtw_before = ndtw_after = None
-        if self._ndtw is not None:
+        if self._track_ndtw:
             ndtw_before = self.path_ndtw[slots].copy()
             for s in moved:
                 self.path_ndtw[s] = self._slot_ndtw(int(s))
@@ -401,7 +397,7 @@ class _Slots:
                                 "distance_to_goal": None, "success": None}
         if w.has_reference[e]:
             d = float(w.distance(self.position[s:s + 1], w.goal[e:e + 1])[0])
-            info["distance_to_goal"], info["success"] = d, d < SUCCESS_DISTANCE
+            info["distance_to_goal"], info["success"] = d, d < SUCCESS_THRESHOLD
         return info
 
 

@@ -5,15 +5,15 @@ shortest-path distances along the navigation graph to the episode's goal, in met
 agent chooses STOP or makes its ``max_steps``-th move; in both cases the terminal reward is computed as if the
 agent stopped where it stands after the action.
 
-- ``distance`` (VALAN's ``distance_to_goal``, with R2R's success radius): a move that does not end the episode
-  earns ``clip(d(before, goal) - d(after, goal), -1, 1)``; the action that ends the episode earns
-  ``+4`` if the agent is within ``SUCCESS_DISTANCE`` of the goal and ``-4`` otherwise, *instead of* the
+- ``distance`` (VALAN's ``distance_to_goal``, with R2R's success rule): a move that does not end the episode
+  earns ``clip(d(before, goal) - d(after, goal), -1, 1)``; the action that ends the episode earns ``+4`` if the
+  agent is closer than ``SUCCESS_THRESHOLD`` (3.0 m, strict) to the goal and ``-4`` otherwise, *instead of* the
   progress term (VALAN gives the terminal reward in place of the shaping term on the last step).
 - ``ndtw`` (dense nDTW, Ilharco et al. 2019): ``nDTW(path after) - nDTW(path before)``, where a path is the
   viewpoints visited so far (consecutive repeats removed) scored against the reference path. STOP and moves that
   go nowhere change nothing and earn 0, so an episode's return is ``nDTW(final path) - nDTW([start])``. There is
   no separate success bonus (as in VALAN's ``dense_dtw``).
-- ``success`` (sparse): 1 on the action that ends the episode within ``SUCCESS_DISTANCE`` of the goal, else 0.
+- ``success`` (sparse): 1 on the action that ends the episode within ``SUCCESS_THRESHOLD`` of the goal, else 0.
 
 Episodes without a reference path (test splits) have no goal: the environment gives them reward 0.
 """
@@ -25,8 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-SUCCESS_DISTANCE = 3.0
-"""Metres. R2R's success rule, used everywhere in valan: the agent stops strictly less than 3.0 m from the goal."""
+from valan.metrics.r2r import SUCCESS_THRESHOLD
 
 DISTANCE_STOP_REWARD = 4.0
 """Magnitude of the ``distance`` reward's terminal bonus/penalty (VALAN)."""
@@ -54,7 +53,7 @@ class Transition:
 def distance_reward(t: Transition) -> np.ndarray:
     """VALAN's distance-to-goal reward (see the module docstring)."""
     progress = np.clip(t.distance_before - t.distance_after, -1.0, 1.0)
-    terminal = np.where(t.distance_after < SUCCESS_DISTANCE, DISTANCE_STOP_REWARD, -DISTANCE_STOP_REWARD)
+    terminal = np.where(t.distance_after < SUCCESS_THRESHOLD, DISTANCE_STOP_REWARD, -DISTANCE_STOP_REWARD)
     return np.where(t.ended, terminal, progress).astype(np.float32)
 
 
@@ -66,8 +65,8 @@ def ndtw_reward(t: Transition) -> np.ndarray:
 
 
 def success_reward(t: Transition) -> np.ndarray:
-    """1 when the episode ends within ``SUCCESS_DISTANCE`` of the goal, else 0."""
-    return (t.ended & (t.distance_after < SUCCESS_DISTANCE)).astype(np.float32)
+    """1 when the episode ends within ``SUCCESS_THRESHOLD`` of the goal, else 0."""
+    return (t.ended & (t.distance_after < SUCCESS_THRESHOLD)).astype(np.float32)
 
 
 REWARDS: dict[str, Callable[[Transition], np.ndarray]] = {
