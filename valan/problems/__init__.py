@@ -18,6 +18,8 @@ from valan.config import TrainConfig
 from valan.errors import InputError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     import torch
 
@@ -66,6 +68,25 @@ class Problem:
     def evaluate(self, config: TrainConfig, split: str, predictions: list[dict]) -> dict[str, float]:
         """Metrics of leaderboard-format predictions on ``split``."""
         raise NotImplementedError
+
+    def init_from(self, agent: "torch.nn.Module", checkpoint: dict[str, Any], source: str = "") -> None:
+        """Initialise ``agent`` from a loaded checkpoint, weights only (``valan train --init-from``).
+
+        The default takes a training checkpoint's ``model``; problems override this to accept other kinds of
+        checkpoint (e.g. pretrained alignment modules) and delegate the rest here.
+        """
+        if "model" not in checkpoint:
+            raise InputError("not a training checkpoint (no 'model' weights)", source=source)
+        try:
+            agent.load_state_dict(checkpoint["model"])
+        except RuntimeError as e:
+            raise InputError(f"weights do not fit this agent: {str(e).splitlines()[0]}", source=source) from None
+
+    def write_plots(self, config: TrainConfig, split: str, episodes: list[dict], directory: "Path",
+                    limit: int) -> list["Path"]:
+        """Draw up to ``limit`` evaluated episodes (the environment's records) into ``directory``; returns the
+        files written. The default draws nothing."""
+        return []
 
 
 def problem_class(name: str) -> type[Problem]:
