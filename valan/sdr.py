@@ -24,10 +24,10 @@ Pixel space
     ``800 / H`` pixels.
 
 Target
-    A Gaussian over the feature-map cells, centred on the bear's pixel position, evaluated at cell centres with
-    standard deviation ``sigma_px`` (pixels of the 3712 x 800 panorama, isotropic) and normalised to sum to 1.
-    Its most probable cell is the cell containing the bear. The panorama's horizontal wrap-around is ignored,
-    as in the Touchdown and VALAN code.
+    A Gaussian over the feature-map cells, centred on the centre of the cell containing the bear, evaluated at
+    cell centres with standard deviation ``sigma_px`` (pixels of the 3712 x 800 panorama, isotropic; default 24,
+    i.e. 3 cells of the Touchdown grid) and normalised to sum to 1. Its unique most probable cell is the bear's
+    cell. The panorama's horizontal wrap-around is ignored, as in the Touchdown and VALAN code.
 
 Metrics (Chen et al.)
     The prediction is the most probable cell. Its distance to the bear's cell, in pixels (cell offsets times
@@ -205,15 +205,17 @@ def target_cell(x: float, y: float, grid_height: int, grid_width: int) -> tuple[
 
 def gaussian_heatmap(x: float, y: float, space: PixelSpace, sigma_px: float) -> np.ndarray:
     """Target distribution ``(H, W)`` float32 summing to 1: an isotropic Gaussian (std ``sigma_px`` pixels)
-    around the pixel ``(x * width_px, y * height_px)``, evaluated at the cell centres."""
+    centred on the centre of the cell containing the point at ratios ``(x, y)``, evaluated at the cell centres.
+
+    Centring on the cell (rather than the exact point) makes that cell the unique peak, also for points on a
+    cell boundary, so the target's argmax is always :func:`target_cell`.
+    """
     if sigma_px <= 0:
         raise InputError(f"target sigma must be positive (pixels), got {sigma_px}")
-    cx = (np.arange(space.grid_width) + 0.5) * space.cell_width_px
-    cy = (np.arange(space.grid_height) + 0.5) * space.cell_height_px
-    dx2 = (cx - x * space.width_px) ** 2
-    dy2 = (cy - y * space.height_px) ** 2
-    log_density = -(dy2[:, None] + dx2[None, :]) / (2.0 * sigma_px ** 2)
-    heat = np.exp(log_density - log_density.max())  # max shift: no underflow to an all-zero map
+    row, col = target_cell(x, y, space.grid_height, space.grid_width)
+    dx = (np.arange(space.grid_width) - col) * space.cell_width_px
+    dy = (np.arange(space.grid_height) - row) * space.cell_height_px
+    heat = np.exp(-(dy[:, None] ** 2 + dx[None, :] ** 2) / (2.0 * sigma_px ** 2))  # 1 at the peak: no underflow
     return (heat / heat.sum()).astype(np.float32)
 
 

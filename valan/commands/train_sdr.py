@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
 
+    feature_maps = open_feature_maps(config.features)
     # Data: a held-out share of the training routes unless an eval file is given.
     train_path = resolve_data_path(data.train)
     train_examples, skipped = load_sdr(train_path, data.panoramas)
@@ -54,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
         eval_examples, _ = load_sdr(resolve_data_path(data.eval), data.panoramas)
         eval_source = data.eval
     vocab = Vocabulary.build([e.text for e in train_examples], min_count=data.vocab_min_count)
-    feature_maps = open_feature_maps(config.features)
     dataset_args = dict(vocab=vocab, feature_maps=feature_maps, max_text_length=data.max_text_length,
                         sigma_px=config.target.sigma_px, width_px=config.target.panorama_width_px,
                         height_px=config.target.panorama_height_px)
