@@ -83,10 +83,13 @@ def _nearest_view(heading: np.ndarray, elevation: np.ndarray) -> np.ndarray:
 class R2RWorld:
     """Episodes, navigation graphs and instructions of one R2R split, precomputed into flat numpy tables.
 
-    Per global viewpoint ``g`` (``N`` in all) and candidate slot ``j`` (``K = max_candidates``): ``cand[g, j]``
-    global index of the neighbour, ``cand_count[g]``, ``cand_heading[g, j]`` absolute heading (radians),
-    ``cand_elevation``, ``cand_distance`` (metres), ``cand_view``. Shortest distances (metres) and next hops of all
-    scans live in flat blocks indexed by ``row_base[a] + local[b]``, so batches of lookups are single gathers.
+    Per global viewpoint ``g`` (``N`` in all) and action slot ``j`` (``0`` = the viewpoint itself, ``1..K`` its
+    candidates, ``K = max_candidates``): ``slot_viewpoint[g, j]`` global index, ``slot_mask``, ``slot_heading``
+    absolute heading (radians), ``slot_view`` (nearest of the 36 views), ``slot_sin_heading``/``slot_cos_heading``
+    (zero on slot 0 and padding) and ``slot_geometry`` (the observation's geometry with the heading terms still to
+    be rotated by the agent's heading); ``degree[g]`` counts the candidates. Shortest distances (metres) and next
+    hops of all scans live in flat blocks indexed by ``row_base[a] + local[b]``, so batches of lookups are single
+    gathers.
     """
 
     def __init__(self, episodes: Sequence[R2REpisode], connectivity: Connectivity, vocab: Vocabulary,
@@ -133,12 +136,12 @@ class R2RWorld:
 
     def _build_graph_tables(self) -> None:
         n_total, k = self.viewpoint_index.num_viewpoints, self.max_candidates
-        self.cand = np.zeros((n_total, k), np.int64)
-        self.cand_count = np.zeros(n_total, np.int64)
-        self.cand_heading = np.zeros((n_total, k), np.float64)
-        self.cand_elevation = np.zeros((n_total, k), np.float64)
-        self.cand_distance = np.zeros((n_total, k), np.float64)
-        self.cand_view = np.zeros((n_total, k), np.int64)
+        slots = 1 + k
+        self.degree = np.zeros(n_total, np.int64)
+        self.slot_viewpoint = np.zeros((n_total, slots), np.int64)
+        self.slot_heading = np.zeros((n_total, slots), np.float64)
+        self.slot_view = np.zeros((n_total, slots), np.int64)
+        self.slot_geometry = np.zeros((n_total, slots, GEOMETRY_DIM), np.float32)
         self.scan_offset = np.zeros(n_total, np.int64)  # global index of the scan's first viewpoint
         self.local = np.zeros(n_total, np.int64)
         self.row_base = np.zeros(n_total, np.int64)
@@ -160,13 +163,16 @@ class R2RWorld:
             order = np.lexsort((dst, heading, src))  # by source, then heading, then neighbour
             src, dst, delta, heading = src[order], dst[order], delta[order], heading[order]
             slot = np.arange(len(src)) - np.repeat(np.cumsum(degree) - degree, degree)
-            rows = off + src
-            self.cand[rows, slot] = off + dst
-            self.cand_heading[rows, slot] = heading
-            self.cand_elevation[rows, slot] = np.arctan2(delta[:, 2], np.hypot(delta[:, 0], delta[:, 1]))
-            self.cand_distance[rows, slot] = np.linalg.norm(delta, axis=1)
-            self.cand_view[rows, slot] = _nearest_view(heading, self.cand_elevation[rows, slot])
-            self.cand_count[off:off + n] = degree
+            rows, slot = off + src, slot + 1
+            elevation = np.arctan2(delta[:, 2], np.hypot(delta[:, 0], delta[:, 1]))
+            self.slot_viewpoint[rows, slot] = off + dst
+            self.slot_heading[rows, slot] = heading
+            self.slot_view[rows, slot] = _nearest_view(heading, elevation)
+            self.slot_geometry[rows, slot, 2] = np.sin(elevation)
+            self.slot_geometry[rows, slot, 3] = np.cos(elevation)
+            self.slot_geometry[rows, slot, 4] = np.linalg.norm(delta, axis=1)
+            self.slot_viewpoint[off:off + n, 0] = np.arange(off, off + n)
+            self.degree[off:off + n] = degree
             self.scan_offset[off:off + n] = off
             self.local[off:off + n] = np.arange(n)
             self.row_base[off:off + n] = block_base + np.arange(n) * n
@@ -177,13 +183,13 @@ class R2RWorld:
             self.viewpoint_scans.extend([scan] * n)
         self._dist = np.concatenate(dist_blocks)
         self._hop = np.concatenate(hop_blocks).astype(np.int64)
-        valid = np.arange(k)[None, :] < self.cand_count[:, None]
-        self.cand_mask = valid.astype(np.int8)
-        # sin/cos of candidate angles, zero on padding, so geometry needs no masking per step.
-        self.cand_sin_heading = np.sin(self.cand_heading) * valid
-        self.cand_cos_heading = np.cos(self.cand_heading) * valid
-        self.cand_sin_elevation = np.sin(self.cand_elevation) * valid
-        self.cand_cos_elevation = np.cos(self.cand_elevation) * valid
+        candidate = (np.arange(slots)[None, :] >= 1) & (np.arange(slots)[None, :] <= self.degree[:, None])
+        self.slot_mask = (candidate | (np.arange(slots) == 0)).astype(np.int8)
+        self.slot_geometry[:, 0] = NO_MOVE_GEOMETRY
+        # sin/cos of the candidates' absolute headings, zero elsewhere: rotating them by the agent's heading gives
+        # the relative-heading terms, and zeros stay zero.
+        self.slot_sin_heading = np.sin(self.slot_heading) * candidate
+        self.slot_cos_heading = np.cos(self.slot_heading) * candidate
 
     def _build_episode_tables(self) -> None:
         e = len(self.episodes)
@@ -241,7 +247,7 @@ def observation_space(world: R2RWorld, max_steps: int, features: FeatureStore | 
     length = world.max_instruction_length
     # Geometry: sin/cos terms in [-1, 1]; distance in [0, longest edge] metres.
     low = np.array([-1, -1, -1, -1, 0], np.float32)
-    high = np.array([1, 1, 1, 1, math.ceil(world.cand_distance.max())], np.float32)
+    high = np.array([1, 1, 1, 1, math.ceil(world.slot_geometry[..., 4].max())], np.float32)
 
     def box(low: float, high: float, shape: tuple[int, ...], dtype: type) -> spaces.Box:
         return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
@@ -289,6 +295,7 @@ class _Slots:
         self.path_length = np.zeros(k, np.int64)
         self.returns = np.zeros(k, np.float64)
         self.path_ndtw = np.zeros(k, np.float64)
+        self._geometry_cache: np.ndarray | None = None
 
     def start(self, slots: np.ndarray, episodes: np.ndarray) -> None:
         """Place the agents of ``slots`` at the starts of ``episodes`` (episode rows)."""
@@ -302,6 +309,7 @@ class _Slots:
         self.path_heading[slots, 0] = w.start_heading[episodes]
         self.path_length[slots] = 1
         self.returns[slots] = 0.0
+        self._geometry_cache = None
         if self._track_ndtw:
             for s in np.atleast_1d(slots):
                 self.path_ndtw[s] = self._slot_ndtw(int(s))
@@ -319,20 +327,18 @@ class _Slots:
         if np.any((actions < 0) | (actions > w.max_candidates)):
             raise ValueError(f"actions must be in [0, {w.max_candidates}], got {actions.tolist()}")
         pos, heading = self.position[slots], self.heading[slots]
-        move = (actions >= 1) & (actions <= w.cand_count[pos])
-        j = np.where(move, actions - 1, 0)
-        nxt = np.where(move, w.cand[pos, j], pos)
-        relative = w.cand_heading[pos, j] - heading
-        geometry = np.stack([np.sin(relative), np.cos(relative), w.cand_sin_elevation[pos, j],
-                             w.cand_cos_elevation[pos, j], w.cand_distance[pos, j]], axis=1).astype(np.float32)
-        self.previous_geometry[slots] = np.where(move[:, None], geometry, NO_MOVE_GEOMETRY)
+        move = (actions >= 1) & (actions <= w.degree[pos])
+        chosen = actions * move  # slot 0 (stay) for STOP and no-ops
+        nxt = w.slot_viewpoint[pos, chosen]
+        new_heading = np.where(move, w.slot_heading[pos, chosen], heading)
+        self.previous_geometry[slots] = self._geometry()[slots, chosen]
         time = self.time[slots] + (actions != STOP)
         ended = (actions == STOP) | (time >= self.max_steps)
         episodes = self.episode[slots]
         goal = w.goal[episodes]
         moved = slots[move]
         self.path[moved, self.path_length[moved]] = nxt[move]
-        self.path_heading[moved, self.path_length[moved]] = w.cand_heading[pos, j][move]
+        self.path_heading[moved, self.path_length[moved]] = new_heading[move]
         self.path_length[moved] += 1
         ndtw_before = ndtw_after = None
         if self._track_ndtw:
@@ -342,63 +348,71 @@ class _Slots:
             ndtw_after = self.path_ndtw[slots]
         reward = self._reward(Transition(w.distance(pos, goal), w.distance(nxt, goal), ended,
                                          ndtw_before, ndtw_after))
-        reward = np.where(w.has_reference[episodes], reward, np.float32(0.0))
+        reward *= w.has_reference[episodes]
         self.position[slots] = nxt
-        self.heading[slots] = np.where(move, w.cand_heading[pos, j], heading)
+        self.heading[slots] = new_heading
         self.time[slots] = time
         self.returns[slots] += reward
+        self._geometry_cache = None
         return reward, ended
+
+    def _geometry(self) -> np.ndarray:
+        """Candidate geometry ``(num_slots, 1 + K, 5)`` of the current state, computed once per state."""
+        if self._geometry_cache is None:
+            w, pos = self.world, self.position
+            sin_h, cos_h = np.sin(self.heading)[:, None], np.cos(self.heading)[:, None]
+            sin_c, cos_c = w.slot_sin_heading[pos, 1:], w.slot_cos_heading[pos, 1:]
+            geometry = w.slot_geometry[pos]
+            geometry[:, 1:, 0] = sin_c * cos_h - cos_c * sin_h  # sin(candidate - agent heading)
+            geometry[:, 1:, 1] = cos_c * cos_h + sin_c * sin_h  # cos(candidate - agent heading)
+            self._geometry_cache = geometry
+        return self._geometry_cache
 
     def observe(self) -> dict[str, np.ndarray]:
         """Fresh observation arrays with a leading slot dimension."""
         w = self.world
         pos, heading, episodes = self.position, self.heading, self.episode
-        k = len(pos)
-        sin_h, cos_h = np.sin(heading)[:, None], np.cos(heading)[:, None]
-        geometry = np.empty((k, 1 + w.max_candidates, GEOMETRY_DIM), np.float32)
-        geometry[:, 0] = NO_MOVE_GEOMETRY
-        # sin/cos(candidate - agent) from the precomputed, zero-padded sin/cos of the candidates' headings.
-        geometry[:, 1:, 0] = w.cand_sin_heading[pos] * cos_h - w.cand_cos_heading[pos] * sin_h
-        geometry[:, 1:, 1] = w.cand_cos_heading[pos] * cos_h + w.cand_sin_heading[pos] * sin_h
-        geometry[:, 1:, 2] = w.cand_sin_elevation[pos]
-        geometry[:, 1:, 3] = w.cand_cos_elevation[pos]
-        geometry[:, 1:, 4] = w.cand_distance[pos]
-        cand = w.cand[pos]
+        candidates = w.slot_viewpoint[pos]
+        view = w.slot_view[pos]
+        view[:, 0] = R2R_HEADINGS + np.rint(heading / _VIEW_STEP).astype(np.int64) % R2R_HEADINGS
         goal = w.goal[episodes]
-        hop = w.next_hop(pos, goal)
-        oracle = np.where((pos == goal) | ~w.has_reference[episodes], STOP, (cand == hop[:, None]).argmax(1) + 1)
+        # The next hop is a candidate (slot 0 holds the current viewpoint, padding follows the candidates).
+        first = (candidates == w.next_hop(pos, goal)[:, None]).argmax(1)
         obs = {
             "instruction": w.instructions[episodes],
             "instruction_length": w.instruction_lengths[episodes],
             "viewpoint": pos.copy(),
             "heading": heading.astype(np.float32),
-            "elevation": np.zeros(k, np.float32),
-            "candidates": np.concatenate([pos[:, None], cand], axis=1),
-            "candidate_mask": np.concatenate([np.ones((k, 1), np.int8), w.cand_mask[pos]], axis=1),
-            "candidate_view": np.concatenate([_nearest_view(heading, np.zeros(k))[:, None], w.cand_view[pos]], axis=1),
-            "candidate_geometry": geometry,
+            "elevation": np.zeros(len(pos), np.float32),
+            "candidates": candidates,
+            "candidate_mask": w.slot_mask[pos],
+            "candidate_view": view,
+            "candidate_geometry": self._geometry().copy(),
             "previous_action_geometry": self.previous_geometry.copy(),
             "time_step": self.time.copy(),
-            "oracle_next_action": oracle.astype(np.int64),
+            "oracle_next_action": np.where((pos == goal) | ~w.has_reference[episodes], STOP, first),
         }
         if self.features is not None:
             obs["features"] = np.stack([self.features.get(w.viewpoint_scans[g], w.viewpoint_ids[g]) for g in pos])
         return obs
 
-    def summary(self, s: int) -> dict[str, Any]:
-        """What a finished episode reports: ``instr_id``, leaderboard ``trajectory`` and outcome."""
+    def summaries(self, slots: np.ndarray) -> list[dict[str, Any]]:
+        """What finished episodes report: ``instr_id``, leaderboard ``trajectory`` and outcome, per slot."""
         w = self.world
-        e = int(self.episode[s])
-        n = int(self.path_length[s])
-        trajectory = [[w.viewpoint_ids[g], float(h), 0.0]
-                      for g, h in zip(self.path[s, :n].tolist(), self.path_heading[s, :n].tolist())]
-        info: dict[str, Any] = {"instr_id": w.episodes[e].instr_id, "trajectory": trajectory,
-                                "return": float(self.returns[s]), "steps": int(self.time[s]),
-                                "distance_to_goal": None, "success": None}
-        if w.has_reference[e]:
-            d = float(w.distance(self.position[s:s + 1], w.goal[e:e + 1])[0])
-            info["distance_to_goal"], info["success"] = d, d < SUCCESS_THRESHOLD
-        return info
+        episodes = self.episode[slots]
+        distances = w.distance(self.position[slots], w.goal[episodes]).tolist()
+        out = []
+        for e, path, headings, n, ret, steps, d in zip(
+                episodes.tolist(), self.path[slots].tolist(), self.path_heading[slots].tolist(),
+                self.path_length[slots].tolist(), self.returns[slots].tolist(), self.time[slots].tolist(), distances):
+            info: dict[str, Any] = {
+                "instr_id": w.episodes[e].instr_id,
+                "trajectory": [[w.viewpoint_ids[g], h, 0.0] for g, h in zip(path[:n], headings[:n])],
+                "return": ret, "steps": steps, "distance_to_goal": None, "success": None}
+            if w.has_reference[e]:
+                info["distance_to_goal"], info["success"] = d, d < SUCCESS_THRESHOLD
+            out.append(info)
+        return out
 
 
 class R2REnv(gym.Env):
@@ -468,7 +482,7 @@ class R2REnv(gym.Env):
             raise RuntimeError("the episode has ended; call reset()")
         reward, ended = self._slots.act(self._slot, np.array([int(action)], np.int64))
         self._ended = bool(ended[0])
-        info = self._slots.summary(0) if self._ended else {
+        info = self._slots.summaries(self._slot)[0] if self._ended else {
             "instr_id": self.world.episodes[self._slots.episode[0]].instr_id}
         return self._observation(), float(reward[0]), self._ended, False, info
 
@@ -564,7 +578,7 @@ class BatchedR2REnv:
         slots = np.flatnonzero(self.active)
         reward[slots], done[slots] = self._slots.act(slots, actions[slots])
         ended = np.flatnonzero(done)
-        finished = [{"slot": int(s), **self._slots.summary(int(s))} for s in ended]
+        finished = [{"slot": int(s), **info} for s, info in zip(ended, self._slots.summaries(ended))]
         if len(ended):
             episodes = self._take(len(ended))
             self._slots.start(ended[:len(episodes)], episodes)
