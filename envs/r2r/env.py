@@ -205,10 +205,10 @@ class R2RWorld:
                 raise InputError("duplicate instr_id", record=ep.instr_id)
             self.episode_number[ep.instr_id] = i
             try:
-                ends = [self.viewpoint_index.global_index(ep.scan, vp) for vp in ep.path]
+                path = [self.viewpoint_index.global_index(ep.scan, vp) for vp in ep.path]
             except InputError as err:
                 raise InputError(str(err), record=ep.instr_id) from None
-            self.start[i], self.goal[i] = ends[0], ends[-1]
+            self.start[i], self.goal[i] = path[0], path[-1]
             self.has_reference[i] = ep.has_reference
             self.start_heading[i] = ep.heading % (2 * math.pi)
             self.instructions[i], self.instruction_lengths[i] = self.vocab.encode(ep.instruction,
