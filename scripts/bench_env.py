@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from valan.data import sample_path
 from valan.envs.r2r.env import BatchedR2REnv, R2REnv
 from valan.features import SyntheticFeatures
 
