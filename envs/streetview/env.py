@@ -1,0 +1,466 @@
+"""Touchdown / map2seq navigation on the StreetLearn graph: gymnasium ``valan/Touchdown-v0`` and a batched form.
+
+The agent stands at a panorama with a heading (degrees clockwise from north) and follows a natural-language
+route description. Movement rules, the oracle and their edge cases (start heading, dead ends, ties) are
+specified in ``valan.envs.streetview.navigation``.
+
+Actions:
+
+- ``action_space="discrete"`` (default; Chen et al. 2019): ``Discrete(4)``, 0 = FORWARD, 1 = LEFT, 2 = RIGHT,
+  3 = STOP (the Touchdown / VALAN order).
+- ``action_space="panoramic"`` (VALAN's option): ``Discrete(19)``, bins 0-17 point at ``heading - 180 + 20 b``
+  degrees (bin 9 = straight ahead), 18 = STOP.
+
+An episode ends on STOP or once ``max_steps`` actions (STOP included) have been taken: 55 for training and 50
+for evaluation (Touchdown), ``max_steps`` picks another limit. At that limit it ends as if the agent had
+stopped (terminal reward as for STOP; the final panorama is scored).
+
+Rewards (``reward="progress"``, VALAN's shaping): each action other than STOP earns the progress in hops toward
+the goal (undirected breadth-first distance before minus after, so 0 for a turn) minus ``step_cost`` (0.2);
+STOP earns ``+stop_reward`` (1.0) when the agent ends at the goal or a panorama adjacent to it (Touchdown's task
+completion) and ``-stop_reward`` otherwise. VALAN rewards +1 only at the exact goal. ``reward="sparse"`` keeps
+only the terminal +/- ``stop_reward``.
+
+Observations are dicts of fixed-shape numpy arrays:
+
+- ``instruction`` int64 (L,) token ids (``<EOS>`` then ``<PAD>``), ``instruction_length`` int64 ().
+- ``panorama`` int64 (): the panorama's index in the graph (``nodes.txt`` order) = its ``feature_table()`` row.
+- ``heading`` float32 () degrees in ``[0, 360)``; ``pano_yaw`` float32 () the panorama's ``pano_yaw_angle``:
+  together they give the roll that centres the agent's heading (``valan.envs.streetview.views``).
+- ``num_links`` int64 () outgoing links of the panorama (2 on a street, 3+ at an intersection, 1 at a dead end).
+- ``previous_action`` int64 (): the last action, ``num_actions`` at the first step.
+- ``time_step`` int64 (): actions taken so far.
+- ``oracle_next_action`` int64 (): the action that follows the route (FORWARD when the next route panorama is
+  the one FORWARD reaches, else the turn toward it; STOP at the end of the route; off the route, toward the goal
+  by breadth-first hops).
+- with ``include_features=True`` only: ``features`` float32 (V, D) of the panorama, rolled so that the view
+  nearest the heading is at position ``V // 2``.
+
+Finished episodes report ``id`` (the route id; also as ``instr_id`` for code shared with R2R), ``trajectory``
+(panorama ids, consecutive duplicates removed: the prediction format of ``valan evaluate streetview``),
+``return``, ``steps``, ``task_completion`` and ``spd`` (hops from the final panorama to the goal).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from valan.envs.streetview.dataset import StreetViewRoute, build_vocabulary, load_routes
+from valan.envs.streetview.graph import UNREACHABLE, StreetGraph, load_graph
+from valan.envs.streetview.navigation import (NO_LINK, NUM_DISCRETE_ACTIONS, PANORAMIC_BINS, PANORAMIC_WINDOW,
+                                              discrete_action_toward, discrete_move, oracle_link,
+                                              panoramic_action_toward, panoramic_move)
+from valan.envs.streetview.views import DEFAULT_VIEWS, rolled_features
+from valan.errors import InputError
+from valan.features import FeatureStore, SyntheticFeatures
+from valan.text import Vocabulary
+
+PathLike = str | os.PathLike
+TRAIN_MAX_STEPS = 55
+EVAL_MAX_STEPS = 50
+DEFAULT_MAX_INSTRUCTION_LENGTH = 300
+"""Tokens incl. ``<EOS>``; the longest Touchdown dev-sample instruction has 290 tokens, map2seq's 82."""
+ACTION_SPACES = ("discrete", "panoramic")
+REWARDS = ("progress", "sparse")
+SAMPLE_TOUCHDOWN = "streetview/touchdown_sample.jsonl"
+SAMPLE_MAP2SEQ = "streetview/map2seq_sample.jsonl"
+SAMPLE_GRAPH = "streetview/graph"
+
+
+def num_actions(action_space: str) -> int:
+    """4 discrete actions, or 18 panoramic bins + STOP."""
+    if action_space not in ACTION_SPACES:
+        raise InputError(f"unknown action space {action_space!r}; choose one of {', '.join(ACTION_SPACES)}")
+    return NUM_DISCRETE_ACTIONS if action_space == "discrete" else PANORAMIC_BINS + 1
+
+
+class TouchdownWorld:
+    """Routes on a graph with encoded instructions: what every slot of an environment shares."""
+
+    def __init__(self, routes: Sequence[StreetViewRoute], graph: StreetGraph, vocab: Vocabulary,
+                 max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH, source: str = ""):
+        if not routes:
+            raise InputError("no routes", source=source)
+        self.routes, self.graph, self.vocab = list(routes), graph, vocab
+        self.id_index: dict[str, int] = {}
+        self.route_nodes: list[list[int]] = []
+        self.route_position: list[dict[int, int]] = []  # panorama -> its last position on the route
+        for e, route in enumerate(self.routes):
+            if route.id in self.id_index:
+                raise InputError("duplicate route id", source=source, record=f"route {route.id}")
+            self.id_index[route.id] = e
+            nodes = []
+            for k, panoid in enumerate(route.route):
+                if panoid not in graph:
+                    raise InputError(f"route panorama {k} {panoid!r} is not in the graph", source=source,
+                                     record=f"route {route.id}")
+                nodes.append(graph.index[panoid])
+            self.route_nodes.append(nodes)
+            self.route_position.append({node: k for k, node in enumerate(nodes)})
+        encoded = [vocab.encode(r.navigation_text, max_instruction_length) for r in self.routes]
+        self.instructions = np.stack([ids for ids, _ in encoded])
+        self.instruction_lengths = np.array([n for _, n in encoded], np.int64)
+        self.start_heading = np.array([r.start_heading for r in self.routes], np.float64)
+
+    @classmethod
+    def from_sources(cls, data: PathLike | Sequence[PathLike] | None = None,
+                     graph: PathLike | StreetGraph | None = None, vocab: PathLike | Vocabulary | None = None,
+                     routes: Sequence[StreetViewRoute] | None = None,
+                     max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH,
+                     vocab_min_count: int = 5) -> "TouchdownWorld":
+        """Load routes (default: the bundled Touchdown sample), graph (default: the bundled sub-graph) and
+        vocabulary (default: built from these routes with ``vocab_min_count``; pass the training split's
+        vocabulary to evaluation environments)."""
+        from valan.data import sample_path
+
+        source = ""
+        if routes is None:
+            files = [sample_path(SAMPLE_TOUCHDOWN)] if data is None else (
+                [data] if isinstance(data, (str, os.PathLike)) else list(data))
+            routes = [r for f in files for r in load_routes(f)]
+            source = ", ".join(str(f) for f in files)
+        if not isinstance(graph, StreetGraph):
+            graph = load_graph(graph)
+        if vocab is None:
+            vocab = build_vocabulary(routes, min_count=vocab_min_count)
+        elif not isinstance(vocab, Vocabulary):
+            vocab = Vocabulary.load(vocab)
+        return cls(routes, graph, vocab, max_instruction_length, source=source)
+
+    def keys(self) -> list[tuple[str, str]]:
+        """``(graph name, panoid)`` of every panorama in index order (feature-store keys)."""
+        return [(self.graph.name, p) for p in self.graph.panoids]
+
+    def feature_table(self, store: FeatureStore) -> np.ndarray:
+        """``(num_panoramas, V, D)`` features in panorama index order (unrolled)."""
+        return store.table(self.keys())
+
+    def episode(self, route_id: object) -> int:
+        """Row of the route named ``route_id`` (int or str); ``InputError`` when unknown."""
+        try:
+            return self.id_index[str(route_id)]
+        except KeyError:
+            raise InputError(f"unknown route id {route_id!r}") from None
+
+
+def observation_space(world: TouchdownWorld, max_steps: int, actions: int,
+                      features: FeatureStore | None = None) -> spaces.Dict:
+    graph = world.graph
+    max_degree = int(np.diff(graph.link_offsets).max(initial=0))
+
+    def integer(high: int, shape: tuple[int, ...] = ()) -> spaces.Box:
+        return spaces.Box(0, high, shape, np.int64)
+
+    def degrees() -> spaces.Box:
+        return spaces.Box(np.float32(0.0), np.float32(360.0), (), np.float32)
+
+    space = {
+        "instruction": integer(len(world.vocab) - 1, (world.instructions.shape[1],)),
+        "instruction_length": integer(world.instructions.shape[1]),
+        "panorama": integer(len(graph) - 1),
+        "heading": degrees(),
+        "pano_yaw": degrees(),
+        "num_links": integer(max_degree),
+        "previous_action": integer(actions),
+        "time_step": integer(max_steps),
+        "oracle_next_action": integer(actions - 1),
+    }
+    if features is not None:
+        space["features"] = spaces.Box(-np.inf, np.inf, (features.views, features.dim), np.float32)
+    return spaces.Dict(space)
+
+
+class _Slots:
+    """The state of ``num_slots`` concurrent episodes (plain Python per slot: a step is a few link lookups)."""
+
+    def __init__(self, world: TouchdownWorld, num_slots: int, action_space: str, max_steps: int, reward: str,
+                 step_cost: float, stop_reward: float, features: FeatureStore | None,
+                 panoramic_window: float = PANORAMIC_WINDOW):
+        if reward not in REWARDS:
+            raise InputError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
+        if max_steps < 1:
+            raise InputError("max_steps must be at least 1")
+        self.world, self.graph = world, world.graph
+        self.num_actions = num_actions(action_space)
+        self.panoramic = action_space == "panoramic"
+        self.stop_action = self.num_actions - 1
+        self.max_steps, self.reward, self.step_cost, self.stop_reward = max_steps, reward, step_cost, stop_reward
+        self.features, self.window = features, panoramic_window
+        k = num_slots
+        self.episode = np.zeros(k, np.int64)
+        self.node = np.zeros(k, np.int64)
+        self.heading = np.zeros(k, np.float64)
+        self.time = np.zeros(k, np.int64)
+        self.progress = np.zeros(k, np.int64)
+        self.previous_action = np.full(k, self.num_actions, np.int64)
+        self.returns = np.zeros(k, np.float64)
+        self.path: list[list[int]] = [[] for _ in range(k)]
+
+    def start(self, slots: Sequence[int], episodes: Sequence[int]) -> None:
+        """Place the agents of ``slots`` at the starts of ``episodes`` (route rows), facing ``start_heading``."""
+        for s, e in zip(slots, episodes):
+            s, e = int(s), int(e)
+            start = self.world.route_nodes[e][0]
+            self.episode[s], self.node[s], self.heading[s] = e, start, self.world.start_heading[e]
+            self.time[s], self.progress[s], self.previous_action[s], self.returns[s] = 0, 0, self.num_actions, 0.0
+            self.path[s] = [start]
+
+    def _completed(self, node: int, goal: int) -> bool:
+        return node == goal or self.graph.adjacent(node, goal)
+
+    def act(self, slot: int, action: int) -> tuple[float, bool]:
+        """Apply ``action`` in ``slot``; returns the reward and whether the episode ended."""
+        if not 0 <= action < self.num_actions:
+            raise ValueError(f"actions must be in [0, {self.num_actions - 1}], got {action}")
+        e, node, heading = int(self.episode[slot]), int(self.node[slot]), float(self.heading[slot])
+        route = self.world.route_nodes[e]
+        goal = route[-1]
+        self.time[slot] += 1
+        self.previous_action[slot] = action
+        if action == self.stop_action:
+            reward, ended = 0.0, True
+        else:
+            if self.panoramic:
+                nxt, heading = panoramic_move(self.graph, node, heading, action, PANORAMIC_BINS, self.window)
+            else:
+                nxt, heading = discrete_move(self.graph, node, heading, action)
+            reward = 0.0
+            if self.reward == "progress":
+                hops = self.graph.distances_to(goal)
+                before, after = int(hops[node]), int(hops[nxt])
+                progress = before - after if UNREACHABLE not in (before, after) else 0
+                reward = progress - self.step_cost
+            if nxt != node:
+                self.path[slot].append(nxt)
+                position = self.world.route_position[e]
+                k = int(self.progress[slot])
+                if k + 1 < len(route) and route[k + 1] == nxt:
+                    self.progress[slot] = k + 1
+                elif nxt in position:
+                    self.progress[slot] = position[nxt]
+            self.node[slot], self.heading[slot] = nxt, heading % 360.0
+            ended = bool(self.time[slot] >= self.max_steps)
+        if ended:
+            reward += self.stop_reward if self._completed(int(self.node[slot]), goal) else -self.stop_reward
+        self.returns[slot] += reward
+        return float(reward), ended
+
+    def oracle(self, slot: int) -> int:
+        e, node, heading = int(self.episode[slot]), int(self.node[slot]), float(self.heading[slot])
+        route = self.world.route_nodes[e]
+        link = oracle_link(self.graph, node, heading, route, int(self.progress[slot]),
+                           self.graph.distances_to(route[-1]))
+        if link == NO_LINK:
+            return self.stop_action
+        if self.panoramic:
+            return panoramic_action_toward(self.graph, node, heading, link, PANORAMIC_BINS, self.window)
+        return discrete_action_toward(self.graph, node, heading, link)
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """Fresh observation arrays with a leading slot dimension."""
+        w, g = self.world, self.graph
+        node, episodes = self.node, self.episode
+        heading = self.heading.astype(np.float32) % np.float32(360.0)  # float32 rounding may reach 360
+        obs = {
+            "instruction": w.instructions[episodes],
+            "instruction_length": w.instruction_lengths[episodes],
+            "panorama": node.copy(),
+            "heading": heading,
+            "pano_yaw": g.yaw[node],
+            "num_links": (g.link_offsets[node + 1] - g.link_offsets[node]).astype(np.int64),
+            "previous_action": self.previous_action.copy(),
+            "time_step": self.time.copy(),
+            "oracle_next_action": np.array([self.oracle(s) for s in range(len(node))], np.int64),
+        }
+        if self.features is not None:
+            table = np.stack([self.features.get(g.name, g.panoids[i]) for i in node])
+            obs["features"] = rolled_features(table, self.heading, g.yaw[node].astype(np.float64))
+        return obs
+
+    def summary(self, slot: int) -> dict[str, Any]:
+        """What a finished episode reports (see the module docstring)."""
+        from valan.metrics.streetview import task_completion
+
+        g = self.graph
+        e = int(self.episode[slot])
+        goal = self.world.route_nodes[e][-1]
+        node = int(self.node[slot])
+        route_id = self.world.routes[e].id
+        return {"id": route_id, "instr_id": route_id, "trajectory": [g.panoids[i] for i in self.path[slot]],
+                "return": float(self.returns[slot]), "steps": int(self.time[slot]),
+                "task_completion": task_completion(g, node, goal), "spd": g.hops(node, goal)}
+
+
+def _features_or_default(features: FeatureStore | None) -> FeatureStore:
+    return features if features is not None else SyntheticFeatures(views=DEFAULT_VIEWS)
+
+
+class TouchdownEnv(gym.Env):
+    """One Touchdown or map2seq episode at a time (gymnasium API); see the module docstring.
+
+    Args:
+        data: route file(s) in JSON lines (Touchdown or map2seq records); default the bundled Touchdown sample.
+        graph: folder with ``nodes.txt`` and ``links.txt`` (or a ``StreetGraph``); default the bundled sub-graph.
+        vocab: vocabulary file or ``Vocabulary``; default built from ``data`` (give the training split's for
+            evaluation).
+        features: feature store for ``include_features`` and ``feature_table()``; default
+            ``SyntheticFeatures(views=8)`` (no visual information).
+        routes: already-loaded routes to use instead of ``data``.
+        action_space: ``"discrete"`` or ``"panoramic"``.
+        max_steps: actions per episode, STOP included (55 train, 50 evaluation in Touchdown).
+        max_instruction_length: token ids per instruction, ``<EOS>`` included.
+        reward, step_cost, stop_reward: see the module docstring.
+        include_features: put the rolled ``(V, D)`` features into observations.
+        vocab_min_count: minimum token count when the vocabulary is built from ``data``.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, data: PathLike | Sequence[PathLike] | None = None, graph: PathLike | StreetGraph | None = None,
+                 vocab: PathLike | Vocabulary | None = None, features: FeatureStore | None = None,
+                 routes: Sequence[StreetViewRoute] | None = None, action_space: str = "discrete",
+                 max_steps: int = TRAIN_MAX_STEPS, max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH,
+                 reward: str = "progress", step_cost: float = 0.2, stop_reward: float = 1.0,
+                 include_features: bool = False, vocab_min_count: int = 5):
+        self.world = TouchdownWorld.from_sources(data, graph, vocab, routes, max_instruction_length, vocab_min_count)
+        self.features = _features_or_default(features)
+        used = self.features if include_features else None
+        self._slots = _Slots(self.world, 1, action_space, max_steps, reward, step_cost, stop_reward, used)
+        self.observation_space = observation_space(self.world, max_steps, self._slots.num_actions, used)
+        self.action_space = spaces.Discrete(self._slots.num_actions)
+        self._ended: bool | None = None
+
+    @property
+    def graph(self) -> StreetGraph:
+        return self.world.graph
+
+    def feature_table(self, store: FeatureStore | None = None) -> np.ndarray:
+        """``(num_panoramas, V, D)`` unrolled features in panorama index order (default: this env's store)."""
+        return self.world.feature_table(store or self.features)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {key: value[0, ...] for key, value in self._slots.observe().items()}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start ``options["episode_id"]`` (a route id) or, without it, a route drawn with the env's RNG."""
+        super().reset(seed=seed)
+        if options and "episode_id" in options:
+            episode = self.world.episode(options["episode_id"])
+        else:
+            episode = int(self.np_random.integers(len(self.world.routes)))
+        self._slots.start([0], [episode])
+        self._ended = False
+        return self._observation(), {"id": self.world.routes[episode].id}
+
+    def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._ended is None:
+            raise RuntimeError("call reset() before step()")
+        if self._ended:
+            raise RuntimeError("the episode has ended; call reset()")
+        reward, self._ended = self._slots.act(0, int(action))
+        info = self._slots.summary(0) if self._ended else {"id": self.world.routes[int(self._slots.episode[0])].id}
+        return self._observation(), reward, self._ended, False, info
+
+
+class BatchedTouchdownEnv:
+    """``num_envs`` episodes stepped together for one actor, with automatic reset (the ``BatchedR2REnv``
+    conventions).
+
+    ``reset()`` returns ``(obs, infos)`` and ``step(actions)`` returns ``(obs, reward, done, infos)``; ``obs`` is a
+    dict of ``(num_envs, ...)`` arrays (keys and per-slot shapes as ``TouchdownEnv``), ``reward`` float32 and
+    ``done`` bool ``(num_envs,)``. When a slot's episode ends, ``done`` is True and its returned observation is
+    already the next episode's first one; ``infos["finished"]`` lists the ended episodes (dicts with ``slot``
+    and the fields of the module docstring). ``infos["active"]`` (also ``self.active``) marks running slots.
+
+    Episode order: training (``evaluation=False``) walks through seeded random permutations of the routes, a
+    fresh one each pass. Evaluation runs every route exactly once in file order; a slot with nothing left turns
+    inactive: its observation stays the last one, its actions are ignored, its reward is 0 and its ``done``
+    False. ``self.finished`` is True when every slot is inactive.
+
+    Constructor arguments are those of ``TouchdownEnv`` plus ``num_envs``, ``evaluation`` and ``seed``;
+    ``max_steps`` defaults to 50 with ``evaluation=True`` and 55 otherwise.
+    """
+
+    def __init__(self, num_envs: int, data: PathLike | Sequence[PathLike] | None = None,
+                 graph: PathLike | StreetGraph | None = None, vocab: PathLike | Vocabulary | None = None,
+                 features: FeatureStore | None = None, routes: Sequence[StreetViewRoute] | None = None,
+                 action_space: str = "discrete", max_steps: int | None = None,
+                 max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH, reward: str = "progress",
+                 step_cost: float = 0.2, stop_reward: float = 1.0, include_features: bool = False,
+                 vocab_min_count: int = 5, evaluation: bool = False, seed: int = 0):
+        if num_envs < 1:
+            raise ValueError("num_envs must be at least 1")
+        if max_steps is None:
+            max_steps = EVAL_MAX_STEPS if evaluation else TRAIN_MAX_STEPS
+        self.world = TouchdownWorld.from_sources(data, graph, vocab, routes, max_instruction_length, vocab_min_count)
+        self.features = _features_or_default(features)
+        used = self.features if include_features else None
+        self.num_envs, self.evaluation = num_envs, evaluation
+        self._slots = _Slots(self.world, num_envs, action_space, max_steps, reward, step_cost, stop_reward, used)
+        self.single_observation_space = observation_space(self.world, max_steps, self._slots.num_actions, used)
+        self.single_action_space = spaces.Discrete(self._slots.num_actions)
+        self.active = np.zeros(num_envs, bool)
+        self._seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._order = np.zeros(0, np.int64)
+        self._cursor = 0
+
+    @property
+    def graph(self) -> StreetGraph:
+        return self.world.graph
+
+    @property
+    def finished(self) -> bool:
+        """No slot is running an episode (evaluation: every route has been run)."""
+        return not self.active.any()
+
+    def feature_table(self, store: FeatureStore | None = None) -> np.ndarray:
+        """``(num_panoramas, V, D)`` unrolled features in panorama index order (default: this env's store)."""
+        return self.world.feature_table(store or self.features)
+
+    def _next_episodes(self, count: int) -> list[int]:
+        """The next ``count`` route rows (fewer in evaluation once every route has been handed out)."""
+        out: list[int] = []
+        while len(out) < count:
+            if self._cursor == len(self._order):
+                if self.evaluation:
+                    break
+                self._order, self._cursor = self._rng.permutation(len(self.world.routes)), 0
+            n = min(count - len(out), len(self._order) - self._cursor)
+            out.extend(self._order[self._cursor:self._cursor + n].tolist())
+            self._cursor += n
+        return out
+
+    def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start over: training draws a new permutation (seeded by ``seed``, else the constructor's seed);
+        evaluation restarts from the first route."""
+        self._rng = np.random.default_rng(self._seed if seed is None else seed)
+        self._order = np.arange(len(self.world.routes)) if self.evaluation else np.zeros(0, np.int64)
+        self._cursor = 0
+        episodes = self._next_episodes(self.num_envs)
+        self.active[:] = np.arange(self.num_envs) < len(episodes)
+        # Idle slots sit at the first route's start so that their (ignored) observations are valid.
+        self._slots.start(range(self.num_envs), episodes + [0] * (self.num_envs - len(episodes)))
+        return self._slots.observe(), {"active": self.active.copy(), "finished": []}
+
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = np.asarray(actions, dtype=np.int64)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"expected actions of shape ({self.num_envs},), got {actions.shape}")
+        reward = np.zeros(self.num_envs, np.float32)
+        done = np.zeros(self.num_envs, bool)
+        for s in np.flatnonzero(self.active):
+            reward[s], done[s] = self._slots.act(int(s), int(actions[s]))
+        ended = np.flatnonzero(done)
+        finished = [{"slot": int(s), **self._slots.summary(int(s))} for s in ended]
+        if len(ended):
+            episodes = self._next_episodes(len(ended))
+            self._slots.start(ended[:len(episodes)], episodes)
+            self.active[ended[len(episodes):]] = False
+        return self._slots.observe(), reward, done, {"active": self.active.copy(), "finished": finished}
