@@ -257,3 +257,17 @@ def test_export_archives_with_pickled_python_objects_are_refused(tmp_path):
         archive.writestr("evil/data/constants/opaque_obj_0", b"cos\nsystem\n(S'echo owned'\ntR.")
     with pytest.raises(InputError, match="opaque Python objects"):
         load_model(path)
+
+
+def test_equirect_defaults_are_the_street_view_layout(tmp_path, tiny_cnn):
+    (tmp_path / "panos").mkdir()
+    Image.new("RGB", (64, 32), (200, 10, 10)).save(tmp_path / "panos" / "only.jpg")
+    model_path = tmp_path / "cnn.pt"
+    torch.jit.script(tiny_cnn).save(str(model_path))
+    assert main(["features", "extract", "--layout", "equirect", "--images", str(tmp_path / "panos"), "--model",
+                 str(model_path), "--out", str(tmp_path / "store"), "--size", "8", "--quiet"]) == 0
+    store = CachedFeatures(tmp_path / "store")
+    assert store.keys() == [("streetview", "only")] and store.views == 8
+    assert store.metadata["headings_deg"] == [45.0 * i for i in range(8)] and store.metadata["pitches_deg"] == [0.0]
+    features = store.get("streetview", "only")
+    np.testing.assert_allclose(features, features[:1].repeat(8, axis=0), rtol=1e-5)  # uniform panorama: equal views

@@ -8,8 +8,9 @@ Two image layouts:
 - ``equirect``: ``DIR/{panoid}.{jpg,jpeg,png}``, one equirectangular panorama per node (Street View). Group = a
   fixed name (``streetview``), node = the file name without extension. Each panorama is cut into square
   perspective crops (gnomonic projection) at every (pitch, heading) pair, view index
-  ``pitch_index * len(headings) + heading_index`` (the R2R order when headings are 0, 30, ..., 330 and pitches
-  -30, 0, 30).
+  ``pitch_index * len(headings) + heading_index``. The default, one row of 8 views at headings 0, 45, ..., 315
+  and pitch 0 with a 60-degree field of view, is the layout the Street View environment reads
+  (``valan.envs.streetview.views``); headings 0, 30, ..., 330 with pitches -30, 0, 30 give the R2R order.
 
 Equirectangular convention: column ``x`` of a ``W``-wide panorama is longitude ``(x + 0.5) / W * 360 - 180``
 degrees (pixel centres), i.e. the centre column is heading 0 and headings grow clockwise (to the right); row ``y``
@@ -46,8 +47,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 R2R_IMAGE_NAME = re.compile(r"^(?P<viewpoint>.+)_(?P<view>\d+)\.(?:jpe?g|png)$", re.IGNORECASE)
-DEFAULT_HEADINGS_DEG = tuple(30.0 * i for i in range(12))
-DEFAULT_PITCHES_DEG = (-30.0, 0.0, 30.0)
+DEFAULT_HEADINGS_DEG = tuple(45.0 * i for i in range(8))  # the Street View environment's default: 8 views
+DEFAULT_PITCHES_DEG = (0.0,)
 DEFAULT_FOV_DEG = 60.0
 
 
