@@ -25,7 +25,6 @@ import base64
 import binascii
 import csv
 import hashlib
-import json
 import os
 import shutil
 import sys
