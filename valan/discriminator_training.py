@@ -1,0 +1,343 @@
+"""Training, evaluating and applying instruction-path discriminators.
+
+The config (``configs/discriminator.yaml``) reuses the R2R ``data`` section of :mod:`valan.config`; a checkpoint
+holds the model, the optimizer, the step, the effective config, the vocabulary and the feature size, so
+``valan score``/``valan filter`` need nothing else but the navigation graphs (and the feature store when the model
+was trained on real features).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from valan.agents.discriminator import TwoTowerDiscriminator, build_discriminator, in_batch_softmax_loss
+from valan.config import DataConfig, from_dict, to_dict
+from valan.discriminator_data import PairEncoder, collate
+from valan.envs.r2r.dataset import R2REpisode, load_r2r
+from valan.envs.r2r.graph import Connectivity
+from valan.errors import InputError
+from valan.features import FeatureStore, open_feature_store
+from valan.metrics.classification import roc_auc_by_kind
+from valan.negatives import NEGATIVE_TYPES, NegativeConfig, NegativeSampler, Pair
+from valan.text import Vocabulary
+
+SYNTHETIC_NOTE = ("note: synthetic features carry no visual information; these scores come from language and path "
+                  "geometry (and viewpoint identity) alone")
+
+
+@dataclass
+class PairInputConfig:
+    """How pairs become model inputs (see :mod:`valan.discriminator_data`)."""
+
+    max_instruction_length: int = 80  # tokens, <EOS> included
+    view: Literal["travel", "mean"] = "travel"  # view facing the direction of travel, or the panorama's mean
+    use_visual: bool = True  # false: zero visual features (geometry and language only)
+
+
+@dataclass
+class DiscriminatorModelConfig:
+    type: Literal["stepwise", "two_tower"] = "stepwise"
+    embed_dim: int = 64  # word embedding size
+    hidden_dim: int = 128  # instruction BiLSTM output (hidden_dim // 2 per direction) and path LSTM size
+    dropout: float = 0.0
+    initial_scale: float = 5.0  # initial inverse temperature on the cosine similarities
+
+
+@dataclass
+class DiscriminatorLearningConfig:
+    loss: Literal["bce", "focal", "in_batch_softmax"] = "bce"  # in_batch_softmax: two_tower only
+    pos_weight: float = 0.0  # BCE weight of positives; 0 = negatives per positive of each epoch (balanced)
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.5  # weight of positives in the focal loss (negatives: 1 - alpha)
+    batch_size: int = 128  # pairs per step (positives per step for in_batch_softmax)
+    lr: float = 1e-3
+    grad_clip: float = 5.0  # global gradient norm clip; 0 disables
+    negative_types: list[str] = field(default_factory=lambda: list(NEGATIVE_TYPES))
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.negative_types) - set(NEGATIVE_TYPES))
+        if unknown:
+            raise InputError(f"learning.negative_types: unknown {unknown}; known: {', '.join(NEGATIVE_TYPES)}")
+        if self.batch_size < 2 or self.lr <= 0 or self.pos_weight < 0:
+            raise InputError("learning.batch_size must be >= 2, learning.lr > 0 and learning.pos_weight >= 0")
+
+
+@dataclass
+class DiscriminatorRunConfig:
+    """Budget, evaluation, checkpoints. A run stops at whichever budget is reached first."""
+
+    total_steps: int = 2000
+    total_minutes: float = 0.0  # wall-clock limit; 0: none
+    total_cpu_minutes: float = 0.0  # limit on this process's CPU time (all threads; fair on a shared machine); 0: none
+    eval_every_steps: int = 500  # evaluate and checkpoint every this many steps and at the end
+    eval_batch_size: int = 512
+    eval_seed: int = 0  # seed of the validation negatives (fixed across checkpoints and runs)
+    keep_last: int = 3
+    logdir: str = "runs/discriminator"
+    seed: int = 0
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+
+
+@dataclass
+class DiscriminatorConfig:
+    problem: str = "discriminator"
+    data: DataConfig = field(default_factory=DataConfig)
+    pairs: PairInputConfig = field(default_factory=PairInputConfig)
+    model: DiscriminatorModelConfig = field(default_factory=DiscriminatorModelConfig)
+    negatives: NegativeConfig = field(default_factory=NegativeConfig)
+    learning: DiscriminatorLearningConfig = field(default_factory=DiscriminatorLearningConfig)
+    run: DiscriminatorRunConfig = field(default_factory=DiscriminatorRunConfig)
+
+    def __post_init__(self) -> None:
+        if self.learning.loss == "in_batch_softmax" and self.model.type != "two_tower":
+            raise InputError("learning.loss in_batch_softmax needs model.type two_tower")
+
+
+# ----------------------------------------------------------------------------------------------- building
+
+
+def open_features(data: DataConfig, override: str | None = None) -> FeatureStore:
+    """The config's feature store (``override``: a command-line ``--features`` value instead)."""
+    spec = override or data.features
+    if spec != "synthetic" and override is None:
+        spec = str(data.resolve(spec))
+    return open_feature_store(spec, dim=data.synthetic_dim)
+
+
+def make_encoder(config: DiscriminatorConfig, connectivity: Connectivity, vocab: Vocabulary,
+                 features: FeatureStore) -> PairEncoder:
+    p = config.pairs
+    return PairEncoder(connectivity, vocab, features, p.max_instruction_length, p.view, p.use_visual)
+
+
+@dataclass
+class LoadedDiscriminator:
+    model: torch.nn.Module
+    config: DiscriminatorConfig
+    vocab: Vocabulary
+    feature_dim: int
+    step: int
+
+    def encoder(self, connectivity: Connectivity, features: FeatureStore) -> PairEncoder:
+        """A pair encoder matching the training run's inputs; ``InputError`` when the features' size differs."""
+        if features.dim != self.feature_dim:
+            raise InputError(f"the discriminator was trained on {self.feature_dim}-d features; the feature store "
+                             f"has {features.dim}-d (pass the training run's store with --features)")
+        return make_encoder(self.config, connectivity, self.vocab, features)
+
+
+def load_discriminator(path: str | Path) -> LoadedDiscriminator:
+    """A trained discriminator from a ``valan train-discriminator`` checkpoint, in eval mode."""
+    from valan.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    if state.get("problem") != "discriminator":
+        raise InputError(f"not a discriminator checkpoint (problem {state.get('problem')!r})", source=str(path))
+    config = from_dict(DiscriminatorConfig, state["config"], source=str(path))
+    vocab = Vocabulary(state["vocab"])
+    feature_dim = int(state["feature_dim"])
+    model = build_discriminator(to_dict(config.model), len(vocab), feature_dim)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return LoadedDiscriminator(model, config, vocab, feature_dim, int(state["step"]))
+
+
+def open_for_scoring(checkpoint: str | Path, connectivity: str | Path | None = None,
+                     features: str | None = None) -> tuple[LoadedDiscriminator, Connectivity, PairEncoder]:
+    """The discriminator of ``checkpoint``, the navigation graphs and a pair encoder for ``valan score/filter``.
+
+    ``connectivity``/``features`` default to the training run's (its config's ``data`` section).
+    """
+    loaded = load_discriminator(checkpoint)
+    data = loaded.config.data
+    graphs = Connectivity(connectivity if connectivity is not None else data.resolve(data.connectivity))
+    return loaded, graphs, loaded.encoder(graphs, open_features(data, features))
+
+
+@torch.no_grad()
+def score_pairs(model: torch.nn.Module, encoder: PairEncoder, pairs: Sequence[Pair], batch_size: int = 512,
+                progress: bool = False, desc: str = "score") -> np.ndarray:
+    """Logits of ``pairs`` (higher = the instruction describes the path), ``(len(pairs),)`` float64."""
+    from tqdm import tqdm
+
+    was_training = model.training
+    model.eval()
+    out = np.empty(len(pairs), dtype=np.float64)
+    starts = range(0, len(pairs), batch_size)
+    for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
+        chunk = pairs[start:start + batch_size]
+        out[start:start + len(chunk)] = model(collate([encoder.encode(p) for p in chunk])).double().numpy()
+    model.train(was_training)
+    return out
+
+
+def evaluate(model: torch.nn.Module, encoder: PairEncoder, pairs: Sequence[Pair], batch_size: int) -> dict[str, float]:
+    """ROC-AUC overall (``auc/all``) and per negative type (``auc/<type>``) of the pairs' scores."""
+    scores = score_pairs(model, encoder, pairs, batch_size)
+    aucs = roc_auc_by_kind(scores, [p.label for p in pairs], [p.kind for p in pairs])
+    return {f"auc/{kind}": value for kind, value in aucs.items()}
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def pair_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], labels: torch.Tensor,
+              config: DiscriminatorLearningConfig, pos_weight: float) -> torch.Tensor:
+    """The configured loss of one batch of labelled pairs (``bce``/``focal``)."""
+    from valan.losses import focal_loss, weighted_bce
+
+    logits = model(batch)
+    if config.loss == "focal":
+        return focal_loss(logits, labels, gamma=config.focal_gamma, alpha=config.focal_alpha)
+    return weighted_bce(logits, labels, pos_weight=pos_weight)
+
+
+def in_batch_loss(model: TwoTowerDiscriminator, batch: dict[str, torch.Tensor],
+                  path_ids: Sequence[Any]) -> torch.Tensor:
+    """In-batch softmax over positives; other instructions of the same path are not counted as negatives."""
+    logits = model.in_batch_logits(batch)
+    ids = np.asarray([str(p) for p in path_ids])
+    same = torch.from_numpy(ids[:, None] == ids[None, :]) & ~torch.eye(len(ids), dtype=torch.bool)
+    return in_batch_softmax_loss(logits.masked_fill(same, float("-inf")))
+
+
+def epoch_pairs(sampler: NegativeSampler, config: DiscriminatorConfig, epoch: int) -> list[Pair]:
+    """The training pairs of one epoch: fresh negatives (seeded by the run seed and the epoch), in episodes of
+    shuffled order with each episode's positive and negatives kept together (so a batch encodes few distinct
+    instructions and contrasts each with its own negatives)."""
+    seed = config.run.seed * 1_000_003 + epoch
+    types = [] if config.learning.loss == "in_batch_softmax" else config.learning.negative_types
+    groups: list[list[Pair]] = []
+    for pair in sampler.pairs(seed, types):
+        if pair.label == 1:
+            groups.append([])
+        groups[-1].append(pair)
+    order = np.random.default_rng([config.run.seed, epoch]).permutation(len(groups))
+    return [pair for i in order for pair in groups[i]]
+
+
+def load_episodes(data: DataConfig, files: Sequence[str]) -> list[R2REpisode]:
+    episodes: list[R2REpisode] = []
+    for name in files:
+        episodes.extend(load_r2r(data.resolve(name)))
+    return episodes
+
+
+def train(config: DiscriminatorConfig, out: Path, resume: bool = False) -> dict[str, float]:
+    """Train a discriminator, evaluating and checkpointing every ``run.eval_every_steps``; returns the last
+    evaluation metrics (``{split}/auc/{type}``)."""
+    import json
+
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    from valan.checkpoint import CheckpointManager, load_checkpoint
+    from valan.config import save_config
+
+    run, learning = config.run, config.learning
+    if run.num_threads > 0:
+        torch.set_num_threads(run.num_threads)
+    torch.manual_seed(run.seed)
+    data = config.data
+    connectivity = Connectivity(data.resolve(data.connectivity))
+    vocab = Vocabulary.load(data.resolve(data.vocab))
+    features = open_features(data)
+    encoder = make_encoder(config, connectivity, vocab, features)
+    sampler = NegativeSampler(load_episodes(data, data.train), connectivity, config.negatives)
+    eval_pairs = {split: NegativeSampler(load_episodes(data, [name]), connectivity, config.negatives)
+                  .pairs(run.eval_seed, learning.negative_types) for split, name in data.eval.items()}
+    print(f"discriminator: {len(sampler.episodes)} training instructions from {', '.join(data.train)}; "
+          + "; ".join(f"{split}: {len(p)} pairs" for split, p in eval_pairs.items()))
+    if features.synthetic:
+        print(SYNTHETIC_NOTE)
+
+    model = build_discriminator(to_dict(config.model), len(vocab), features.dim)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning.lr)
+    checkpoints = CheckpointManager(out / "checkpoints", keep_last=run.keep_last)
+    step = 0
+    if resume:
+        latest = checkpoints.latest()
+        if latest is None:
+            raise InputError("--resume: no checkpoint in the run folder", source=str(out / "checkpoints"))
+        state = load_checkpoint(latest)
+        if state.get("vocab") != vocab.tokens:
+            raise InputError("--resume: the checkpoint's vocabulary differs from this run's", source=str(latest))
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(out / "config.yaml", config)
+
+    writer = SummaryWriter(str(out / "tb"))
+    metrics: dict[str, float] = {}
+    started, started_cpu = time.monotonic(), time.process_time()
+    epoch, position, pairs = 0, 0, epoch_pairs(sampler, config, 0)
+
+    def balanced_weight() -> float:  # negatives per positive of the current epoch
+        n_pos = sum(p.label for p in pairs)
+        return (len(pairs) - n_pos) / max(n_pos, 1)
+
+    pos_weight = learning.pos_weight or balanced_weight()
+    with open(out / "metrics.jsonl", "a", encoding="utf-8") as log, \
+            tqdm(total=run.total_steps, initial=step, desc="train-discriminator", unit="step") as bar:
+        def record(split: str, scalars: dict[str, float]) -> None:
+            for name, value in scalars.items():
+                writer.add_scalar(f"{split}/{name}", value, step)
+            log.write(json.dumps({"step": step, "split": split, "elapsed_s": round(time.monotonic() - started, 1),
+                                  "cpu_s": round(time.process_time() - started_cpu, 1), **scalars}) + "\n")
+            log.flush()
+
+        def evaluate_and_save() -> None:
+            metrics.clear()
+            for split, split_pairs in eval_pairs.items():
+                result = evaluate(model, encoder, split_pairs, run.eval_batch_size)
+                record(split, result)
+                metrics.update({f"{split}/{k}": v for k, v in result.items()})
+            checkpoints.save(step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                                    "config": to_dict(config), "problem": "discriminator", "vocab": vocab.tokens,
+                                    "feature_dim": features.dim, "synthetic_features": features.synthetic,
+                                    "eval_metrics": dict(metrics)})
+            bar.set_postfix({k.replace("/auc/", ":"): f"{v:.3f}" for k, v in metrics.items() if k.endswith("all")})
+
+        model.train()
+        losses: list[float] = []
+        while step < run.total_steps:
+            if position + learning.batch_size > len(pairs):
+                epoch, position = epoch + 1, 0
+                pairs = epoch_pairs(sampler, config, epoch)
+                pos_weight = learning.pos_weight or balanced_weight()
+            chunk = pairs[position:position + learning.batch_size]
+            position += learning.batch_size
+            batch = collate([encoder.encode(p) for p in chunk])
+            if learning.loss == "in_batch_softmax":
+                loss = in_batch_loss(model, batch, [p.path_id for p in chunk])
+            else:
+                labels = torch.tensor([float(p.label) for p in chunk])
+                loss = pair_loss(model, batch, labels, learning, pos_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if learning.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), learning.grad_clip)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            losses.append(loss.item())
+            out_of_time = ((run.total_minutes > 0 and time.monotonic() - started >= 60 * run.total_minutes)
+                           or (run.total_cpu_minutes > 0
+                               and time.process_time() - started_cpu >= 60 * run.total_cpu_minutes))
+            if step % 50 == 0:
+                record("train", {"loss": float(np.mean(losses)), "epoch": epoch})
+                losses.clear()
+            if step % run.eval_every_steps == 0 or step == run.total_steps or out_of_time:
+                evaluate_and_save()
+            if out_of_time:
+                break
+    writer.close()
+    return metrics
