@@ -1,0 +1,149 @@
+"""A Touchdown / map2seq follower in PyTorch (Chen et al. 2019's RConcat with text attention, as in VALAN).
+
+Per step ``t`` (for each of ``B`` episodes)::
+
+    text      = BiLSTM(embed(instruction))                           (L, H)  encoded once per episode
+    views     = roll(features[panorama], heading, pano_yaw)          (V, D)  agent's heading at view V // 2
+    visual    = tanh(W_v flatten(tanh(W_p views) + position))        (H)     egocentric layout kept by position
+    context   = attend(h_{t-1}, text)                                (H)     text attention
+    h_t       = LSTM([visual; context; action_{t-1}; time_t; links_t])
+    f_t       = tanh(W [h_t; context; visual])
+    logits    = W_a f_t                     (A = 4 discrete actions, or 18 panoramic bins + STOP)
+    value     = MLP(f_t)
+
+``action_{t-1}`` embeds the previous action (``num_actions`` = none yet), ``time_t`` the time step and
+``links_t`` the number of outgoing links (street, intersection or dead end; map2seq's junction type).
+Visual features are read by index from ``feature_table`` (``(N, V, D)``, unrolled, a non-persistent buffer:
+checkpoints do not carry it) and rolled with ``valan.envs.streetview.views`` (the environment's definition),
+or taken from ``obs["features"]`` when the observation has them (already rolled).
+
+The recurrent state is ``(h, c, text, text_mask)``: LSTM states ``(B, layers, H)`` and the encoded instruction
+``(B, L, H)`` with its mask. The instruction is encoded at episode starts and kept in the state, so acting
+(``T = 1``) encodes it once per episode; with gradients enabled (learning) step 0 is encoded too, so the encoder
+learns from every step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from valan.agents.base import AgentOutput
+from valan.agents.r2r_follower import Attention, InstructionEncoder, VisualEncoder
+from valan.envs.streetview.views import rolled_features
+
+MAX_LINKS = 5  # out-degrees above this share one embedding (the full graph's maximum is 5)
+
+State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class TouchdownFollower(nn.Module):
+    """See the module docstring.
+
+    Args:
+        vocab_size: instruction vocabulary size.
+        feature_table: ``(N, V, D)`` unrolled features of every panorama (``None``: give ``feature_dim`` and
+            ``views``, and pass features in observations or call ``set_feature_table`` later).
+        num_actions: 4 (discrete) or 19 (panoramic).
+        headings: views per pitch row of the features (default ``V``: a single row).
+        max_steps: time steps with their own embedding (later steps share the last one).
+    """
+
+    def __init__(self, vocab_size: int, feature_table: np.ndarray | torch.Tensor | None, num_actions: int = 4,
+                 feature_dim: int | None = None, views: int | None = None, headings: int | None = None,
+                 max_instruction_length: int = 300, max_steps: int = 55, embed_dim: int = 64, hidden_dim: int = 128,
+                 core_layers: int = 1, view_dim: int = 32, action_embed_dim: int = 16, time_embed_dim: int = 16,
+                 dropout: float = 0.0):
+        super().__init__()
+        if feature_table is None and (feature_dim is None or views is None):
+            raise ValueError("give a feature_table, or feature_dim and views")
+        if feature_table is not None:
+            views, feature_dim = int(feature_table.shape[-2]), int(feature_table.shape[-1])
+        self.views, self.feature_dim = views, feature_dim
+        self.headings = headings or views
+        self.num_actions, self.max_steps = num_actions, max_steps
+        self.hidden_dim, self.core_layers, self.max_instruction_length = hidden_dim, core_layers, max_instruction_length
+        self.register_buffer("feature_table", torch.zeros(0, views, feature_dim), persistent=False)
+        if feature_table is not None:
+            self.set_feature_table(feature_table)
+
+        self.instruction_encoder = InstructionEncoder(vocab_size, embed_dim, hidden_dim)
+        self.view_encoder = VisualEncoder(feature_dim, view_dim)
+        self.view_position = nn.Parameter(torch.zeros(views, view_dim))
+        self.visual = nn.Linear(views * view_dim, hidden_dim)
+        self.action_embedding = nn.Embedding(num_actions + 1, action_embed_dim)
+        self.time_embedding = nn.Embedding(max_steps + 1, time_embed_dim)
+        self.links_embedding = nn.Embedding(MAX_LINKS + 1, action_embed_dim)
+        self.text_attention = Attention(hidden_dim, hidden_dim)
+        core_input = 2 * hidden_dim + 2 * action_embed_dim + time_embed_dim
+        self.core = nn.ModuleList(
+            nn.LSTMCell(core_input if i == 0 else hidden_dim, hidden_dim) for i in range(core_layers))
+        self.dropout = nn.Dropout(dropout)
+        self.state_projection = nn.Linear(3 * hidden_dim, hidden_dim)
+        self.policy_head = nn.Linear(hidden_dim, num_actions)
+        self.value_head = nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
+
+    def set_feature_table(self, table: np.ndarray | torch.Tensor) -> None:
+        """Replace the ``(N, V, D)`` feature table (kept on the module's device, float32)."""
+        table = torch.as_tensor(table, dtype=torch.float32)
+        if table.ndim != 3 or tuple(table.shape[1:]) != (self.views, self.feature_dim):
+            raise ValueError(f"feature table must be (N, {self.views}, {self.feature_dim}), got {tuple(table.shape)}")
+        self.feature_table = table.to(self.feature_table.device)
+
+    def initial_state(self, batch_size: int) -> State:
+        p = self.policy_head.weight
+        zeros = torch.zeros(batch_size, self.core_layers, self.hidden_dim, dtype=p.dtype, device=p.device)
+        return (zeros, zeros.clone(),
+                torch.zeros(batch_size, self.max_instruction_length, self.hidden_dim, dtype=p.dtype, device=p.device),
+                torch.zeros(batch_size, self.max_instruction_length, dtype=torch.bool, device=p.device))
+
+    def panorama_views(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Rolled view features ``(T, B, V, D)``: the observation's, or the table rows of ``obs["panorama"]``."""
+        if "features" in obs:
+            return obs["features"].float()
+        unrolled = self.feature_table[obs["panorama"].long()]
+        return rolled_features(unrolled, obs["heading"].float(), obs["pano_yaw"].float(), self.headings)
+
+    def _texts(self, obs: dict[str, torch.Tensor], first: torch.Tensor, text: torch.Tensor,
+               text_mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The encoded instruction in force at each step (re-encoded where an episode starts, and at step 0
+        when learning)."""
+        texts, masks = [], []
+        for t in range(first.shape[0]):
+            starts = first[t] | (t == 0 and torch.is_grad_enabled())
+            if starts.any():
+                encoded, mask = self.instruction_encoder(obs["instruction"][t][starts],
+                                                         obs["instruction_length"][t][starts])
+                text, text_mask = text.clone(), text_mask.clone()
+                text[starts], text_mask[starts] = encoded.to(text.dtype), mask
+            texts.append(text)
+            masks.append(text_mask)
+        return texts, masks
+
+    def forward(self, obs: dict[str, torch.Tensor], state: State, first: torch.Tensor) -> tuple[AgentOutput, State]:
+        first = first.bool()
+        h, c, text, text_mask = state
+        views = self.view_encoder(self.panorama_views(obs)) + self.view_position  # (T, B, V, view_dim)
+        visual = torch.tanh(self.visual(views.flatten(-2)))  # (T, B, H)
+        previous = self.action_embedding(obs["previous_action"].long().clamp(0, self.num_actions))
+        time = self.time_embedding(obs["time_step"].long().clamp(0, self.max_steps))
+        links = self.links_embedding(obs["num_links"].long().clamp(0, MAX_LINKS))
+        texts, text_masks = self._texts(obs, first, text, text_mask)
+
+        features = []
+        for t in range(first.shape[0]):
+            keep = (~first[t]).to(h.dtype)[:, None, None]
+            h, c = h * keep, c * keep
+            context = self.text_attention(h[:, -1], texts[t], text_masks[t])
+            x = torch.cat([visual[t], context, previous[t], time[t], links[t]], dim=-1)
+            hs, cs = [], []
+            for layer, cell in enumerate(self.core):
+                x, c_layer = cell(x, (h[:, layer], c[:, layer]))
+                hs.append(x)
+                cs.append(c_layer)
+            h, c = torch.stack(hs, dim=1), torch.stack(cs, dim=1)
+            features.append(torch.cat([x, context, visual[t]], dim=-1))
+        f = torch.tanh(self.state_projection(self.dropout(torch.stack(features))))  # (T, B, H)
+        return AgentOutput(logits=self.policy_head(f), values=self.value_head(f).squeeze(-1)), (h, c, texts[-1],
+                                                                                                text_masks[-1])

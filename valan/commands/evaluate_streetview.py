@@ -1,0 +1,80 @@
+"""``valan evaluate streetview``: Touchdown metrics (task completion, SPD, SED) of predictions or a trained agent.
+
+Predictions: ``[{"id": ..., "trajectory": [panoid, ...]}]`` with ``id`` the route's ``route_id`` (Touchdown) or
+``id`` (map2seq); the key may also be named ``route_id``. Exactly one prediction per route of ``--data``; each
+trajectory starts at the route's start and moves along links. Definitions: ``valan.metrics.streetview``.
+
+``--checkpoint`` runs a trained Touchdown or map2seq agent (``valan train``) greedily on every route of
+``--data`` instead (evaluation step limit: the config's ``env.eval_max_steps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from valan.data import sample_path
+
+HELP = "score Touchdown / map2seq predictions or a trained agent: task completion, SPD (hops), SED"
+
+ROWS = (("task_completion", "task completion (TC)"), ("spd", "shortest-path distance (SPD), hops"),
+        ("sed", "success weighted edit distance (SED)"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=sample_path("streetview/touchdown_sample.jsonl"),
+                        help="routes in JSON lines, Touchdown or map2seq records (here: the bundled Touchdown sample)")
+    parser.add_argument("--graph", type=Path, default=sample_path("streetview/graph"),
+                        help="folder with nodes.txt and links.txt (here: the bundled sub-graph)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--predictions", type=Path,
+                        help='predictions JSON: [{"id": ..., "trajectory": [panoid, ...]}], one per route of --data')
+    source.add_argument("--checkpoint", type=Path,
+                        help="a checkpoint of `valan train` with problem touchdown or map2seq: run the agent greedily")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (task_completion, spd, sed, num_episodes) instead of a table")
+    parser.add_argument("--per-episode", action="store_true",
+                        help="also report every route's metrics ('episodes' list with --json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from valan.errors import InputError
+    from valan.fileio import read_json
+
+    if args.checkpoint is not None:
+        from valan.problems.touchdown import checkpoint_predictions
+
+        predictions = checkpoint_predictions(args.checkpoint, args.data, args.graph)
+        return score_predictions(args, predictions, source=f"{args.checkpoint} (agent run)")
+    if args.predictions is None:
+        raise InputError("nothing to score: give --predictions FILE or --checkpoint CKPT")
+    return score_predictions(args, read_json(args.predictions), source=str(args.predictions))
+
+
+def score_predictions(args: argparse.Namespace, predictions: object, source: str) -> int:
+    """Check and score ``predictions`` on ``args.data`` and ``args.graph``; print a table or JSON."""
+    from valan.envs.streetview.dataset import load_routes
+    from valan.envs.streetview.graph import load_graph
+    from valan.metrics.streetview import evaluate_streetview
+
+    routes = load_routes(args.data)
+    graph = load_graph(args.graph)
+    summary, per_episode = evaluate_streetview(routes, predictions, graph, predictions_source=source,
+                                               data_source=str(args.data))
+    if args.json:
+        obj: dict[str, Any] = dict(summary)
+        if args.per_episode:
+            obj["episodes"] = per_episode
+        print(json.dumps(obj))
+        return 0
+    print(f"Touchdown metrics of {source} on {args.data}: {summary['num_episodes']} routes; "
+          "TC = final panorama is the goal or adjacent to it")
+    for key, label in ROWS:
+        print(f"{label:<40} {summary[key]:>8.3f}")
+    if args.per_episode:
+        print(f"\n{'id':<12} {'TC':>3} {'SPD':>5} {'SED':>6}")
+        for e in per_episode:
+            print(f"{e['id']:<12} {int(e['task_completion']):>3d} {e['spd']:>5d} {e['sed']:>6.3f}")
+    return 0
