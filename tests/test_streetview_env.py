@@ -1,0 +1,179 @@
+"""The Touchdown environment: gymnasium API, oracle reproduction of real routes, rewards, batching."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import valan.envs  # noqa: F401  (registers valan/Touchdown-v0)
+from valan.data import sample_path
+from valan.envs.streetview.dataset import load_routes, parse_routes
+from valan.envs.streetview.env import BatchedTouchdownEnv, TouchdownEnv
+from valan.envs.streetview.graph import load_graph, read_graph
+from valan.envs.streetview.navigation import FORWARD, LEFT, STOP
+from valan.errors import InputError
+from valan.metrics.streetview import evaluate_streetview
+
+from test_streetview_navigation import write_graph
+
+SAMPLES = ("streetview/touchdown_sample.jsonl", "streetview/map2seq_sample.jsonl")
+
+
+def follow_oracle(data, graph_dir, action_space="discrete", max_steps=60):
+    """Run every route of ``data`` with the oracle's actions; predictions and per-episode step counts."""
+    env = BatchedTouchdownEnv(8, data=data, graph=graph_dir, action_space=action_space, max_steps=max_steps,
+                              evaluation=True)
+    obs, _ = env.reset()
+    finished = []
+    while not env.finished:
+        obs, _, _, infos = env.step(obs["oracle_next_action"])
+        finished.extend(infos["finished"])
+    return [{"id": f["id"], "trajectory": f["trajectory"]} for f in finished], [f["steps"] for f in finished]
+
+
+def test_make_with_no_arguments_and_check_env():
+    env = gymnasium.make("valan/Touchdown-v0")
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs) and info["id"] in env.unwrapped.world.id_index
+    check_env(env.unwrapped, skip_render_check=True)
+    check_env(TouchdownEnv(action_space="panoramic", include_features=True), skip_render_check=True)
+    assert env.action_space.n == 4 and TouchdownEnv(action_space="panoramic").action_space.n == 19
+
+
+@pytest.mark.parametrize("action_space", ["discrete", "panoramic"])
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_oracle_reproduces_every_bundled_route(sample, action_space):
+    predictions, _ = follow_oracle(sample_path(sample), None, action_space)
+    summary, per_episode = evaluate_streetview(load_routes(sample_path(sample)), predictions, load_graph())
+    assert summary["num_episodes"] == len(load_routes(sample_path(sample)))
+    assert all(e["task_completion"] == 1.0 and e["sed"] == 1.0 and e["spd"] == 0 for e in per_episode)
+
+
+@pytest.mark.parametrize("name", ["touchdown_unseen_dev_sample.jsonl", "map2seq_seen_dev.jsonl"])
+def test_oracle_reproduces_every_real_dev_route(shared_streetview, name):
+    """All 100 Touchdown dev-sample and 800 map2seq dev routes on the full 29,641-panorama graph."""
+    predictions, steps = follow_oracle(shared_streetview / name, shared_streetview / "graph")
+    routes = load_routes(shared_streetview / name)
+    summary, _ = evaluate_streetview(routes, predictions, load_graph(shared_streetview / "graph"))
+    assert summary == {"task_completion": 1.0, "spd": 0.0, "sed": 1.0, "num_episodes": len(routes)}
+    assert max(steps) <= 55  # within the training step limit (3 map2seq dev routes need 51 > 50 actions)
+
+
+def test_start_heading_is_not_snapped_and_touchdown_starts_need_turning():
+    env = TouchdownEnv(data=sample_path(SAMPLES[0]))
+    route = env.world.routes[0]
+    obs, _ = env.reset(options={"episode_id": route.id})
+    assert route.start_heading == 0.0 and obs["heading"] == 0.0  # Touchdown routes start at heading 0
+    assert obs["panorama"] == env.graph.index[route.start] and obs["time_step"] == 0
+    assert obs["previous_action"] == 4 and obs["num_links"] == env.graph.out_degree(int(obs["panorama"]))
+    obs, _, _, _, _ = env.step(LEFT)
+    assert obs["heading"] in env.graph.links(int(obs["panorama"]))[0] and obs["previous_action"] == LEFT
+
+
+def test_rewards_progress_minus_step_cost_and_stop_bonus(tmp_path):
+    graph_dir = write_graph(tmp_path / "graph")
+    data = tmp_path / "routes.jsonl"
+    data.write_text(json.dumps({"id": 1, "navigation_text": "go north twice", "start_heading": 0,
+                                "route_panoids": ["X", "N", "N2"]}) + "\n")
+    env = TouchdownEnv(data=data, graph=graph_dir, vocab_min_count=1, max_steps=4)
+    env.reset(options={"episode_id": 1})
+    _, r, terminated, _, _ = env.step(LEFT)  # a turn: no progress
+    assert r == pytest.approx(-0.2) and not terminated
+    env.step(2)  # RIGHT, back to facing north
+    _, r, _, _, _ = env.step(FORWARD)  # X -> N: one hop closer to N2
+    assert r == pytest.approx(1 - 0.2)
+    _, r, terminated, _, info = env.step(STOP)  # N is adjacent to the goal N2: task completed
+    assert r == pytest.approx(1.0) and terminated
+    assert info["trajectory"] == ["X", "N"] and info["task_completion"] == 1.0 and info["spd"] == 1
+    assert info["steps"] == 4 and info["return"] == pytest.approx(-0.4 + 0.8 + 1.0)
+    env.reset(options={"episode_id": 1})
+    _, r, terminated, _, _ = env.step(STOP)  # X is two hops from the goal
+    assert r == pytest.approx(-1.0) and terminated
+
+
+def test_step_limit_ends_the_episode_as_if_stopped(tmp_path):
+    graph_dir = write_graph(tmp_path / "graph")
+    data = tmp_path / "routes.jsonl"
+    data.write_text(json.dumps({"id": 7, "navigation_text": "x", "start_heading": 90,
+                                "route_panoids": ["X", "N", "N2", "D"]}) + "\n")
+    env = TouchdownEnv(data=data, graph=graph_dir, vocab_min_count=1, max_steps=2)
+    env.reset()
+    _, _, terminated, _, _ = env.step(LEFT)
+    assert not terminated
+    _, r, terminated, truncated, info = env.step(LEFT)
+    assert terminated and not truncated and r == pytest.approx(-0.2 - 1.0) and info["steps"] == 2
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(LEFT)
+
+
+def test_batched_evaluation_runs_every_route_exactly_once_then_idles():
+    routes = load_routes(sample_path(SAMPLES[0]))
+    env = BatchedTouchdownEnv(8, data=sample_path(SAMPLES[0]), evaluation=True)
+    assert env._slots.max_steps == 50  # Touchdown's evaluation limit
+    obs, infos = env.reset()
+    assert infos["active"].all() and obs["instruction"].shape[0] == 8
+    ids = []
+    rng = np.random.default_rng(0)
+    while not env.finished:
+        actions = rng.integers(0, 4, size=8)
+        before = obs["time_step"].copy()
+        obs, reward, done, infos = env.step(actions)
+        ids.extend(f["id"] for f in infos["finished"])
+        restarted = done & infos["active"]
+        assert (obs["time_step"][restarted] == 0).all()  # auto-reset: the next episode's first observation
+        assert (reward[~infos["active"] & ~done] == 0).all()
+        assert (obs["time_step"][~done & infos["active"]] == before[~done & infos["active"]] + 1).all()
+    assert sorted(ids) == sorted(r.id for r in routes)
+
+
+def test_batched_training_order_is_seeded_and_cycles():
+    def first_ids(seed):
+        env = BatchedTouchdownEnv(4, data=sample_path(SAMPLES[1]), seed=seed)
+        env.reset()
+        assert env._slots.max_steps == 55
+        return [env.world.routes[e].id for e in env._slots.episode]
+
+    assert first_ids(3) == first_ids(3) and first_ids(3) != first_ids(4)
+
+
+def test_unknown_route_panorama_and_bad_records_name_the_route(tmp_path):
+    graph_dir = write_graph(tmp_path / "graph")
+    data = tmp_path / "routes.jsonl"
+    data.write_text(json.dumps({"route_id": 42, "navigation_text": "x", "start_heading": 0.0, "end_heading": 1.5,
+                                "route_panoids": ["X", "Q"]}) + "\n")
+    with pytest.raises(InputError, match=r"routes\.jsonl: route 42: route panorama 1 'Q' is not in the graph"):
+        TouchdownEnv(data=data, graph=read_graph(graph_dir))
+    with pytest.raises(InputError, match=r"src: route_id 5: field 'start_heading' must be a finite number"):
+        parse_routes([{"route_id": 5, "navigation_text": "x", "route_panoids": ["X"], "start_heading": "0"}], "src")
+    with pytest.raises(InputError, match=r"src: id 5: duplicate route id"):
+        parse_routes([{"id": 5, "navigation_text": "x", "route_panoids": ["X"], "start_heading": 0}] * 2, "src")
+    with pytest.raises(InputError, match=r"src: record 1: missing field 'route_id' \(Touchdown\) or 'id'"):
+        parse_routes([{"navigation_text": "x"}], "src")
+
+
+def test_touchdown_records_keep_sdr_fields():
+    route = load_routes(sample_path(SAMPLES[0]))[0]
+    assert route.format == "touchdown" and route.end_heading is not None
+    assert {"td_location_text", "main_pano", "main_static_center"} <= set(route.fields)
+    m = load_routes(sample_path(SAMPLES[1]))[0]
+    assert m.format == "map2seq" and m.end_heading is None and "instructions_id" in m.fields
+
+
+def test_rolled_features_in_observations_match_the_store(tmp_path):
+    from valan.envs.streetview.views import rolled_features
+    from valan.features import SyntheticFeatures
+
+    store = SyntheticFeatures(dim=6, views=8)
+    env = TouchdownEnv(features=store, include_features=True)
+    obs, _ = env.reset(seed=2)
+    obs, *_ = env.step(LEFT)
+    g = env.graph
+    raw = store.get(g.name, g.panoids[int(obs["panorama"])])
+    np.testing.assert_array_equal(obs["features"], rolled_features(raw, float(obs["heading"]), float(obs["pano_yaw"])))
+    table = env.feature_table()
+    assert table.shape == (len(g), 8, 6)
+    np.testing.assert_array_equal(table[int(obs["panorama"])], raw)
