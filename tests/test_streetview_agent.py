@@ -1,0 +1,141 @@
+"""The Touchdown follower, the touchdown/map2seq problems and ``valan evaluate streetview --checkpoint``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from valan.checkpoint import save_checkpoint
+from valan.cli import main
+from valan.config import TrainConfig, load_config, to_dict
+from valan.configs import config_path
+from valan.data import sample_path
+from valan.envs.streetview.env import BatchedTouchdownEnv, TouchdownEnv
+from valan.problems import get_problem
+from valan.problems.touchdown import Map2seqConfig, TouchdownConfig, feature_store, run_greedy, vocabulary
+
+MAP2SEQ = sample_path("streetview/map2seq_sample.jsonl")
+torch.set_num_threads(1)  # the test machines' few cores are shared
+
+
+def small_config(name: str = "map2seq.yaml", *overrides: str):
+    return load_config(config_path(name), ["agent.hidden_dim=32", "agent.embed_dim=16", "agent.view_dim=8",
+                                           "data.synthetic_dim=16", *overrides])
+
+
+def as_tensors(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(v).unsqueeze(0) for k, v in obs.items()}
+
+
+def test_configs_pick_the_problem_classes_and_defaults():
+    touchdown, map2seq = load_config(config_path("touchdown.yaml")), load_config(config_path("map2seq.yaml"))
+    assert type(touchdown) is TouchdownConfig and type(map2seq) is Map2seqConfig
+    assert (touchdown.env.max_steps, touchdown.env.eval_max_steps) == (55, 50)
+    assert map2seq.data.train == ["streetview/map2seq_sample.jsonl"] and map2seq.env.max_instruction_length == 100
+    assert get_problem("map2seq").metric_names == ("task_completion", "spd", "sed")
+
+
+def test_acting_step_by_step_equals_one_pass_over_the_sequence():
+    torch.manual_seed(0)
+    config = small_config()
+    problem = get_problem("map2seq")
+    agent = problem.make_agent(config)
+    env = problem.make_env(config, "train", 3, seed=1, evaluation=False)
+    obs, _ = env.reset()
+    first = np.ones(3, bool)
+    state = agent.initial_state(3)
+    steps, logits = [], []
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # long enough for episodes to end (random actions often STOP) and restart
+        with torch.inference_mode():
+            out, state = agent(as_tensors(obs), state, torch.as_tensor(first).unsqueeze(0))
+        logits.append(out.logits[0])
+        steps.append((obs, first))
+        obs, _, done, _ = env.step(rng.integers(0, 4, size=3))
+        first = done
+    assert np.stack([f for _, f in steps])[1:].any()  # an episode ended and restarted mid-sequence
+    sequence = {k: torch.as_tensor(np.stack([o[k] for o, _ in steps])) for k in steps[0][0]}
+    firsts = torch.as_tensor(np.stack([f for _, f in steps]))
+    out, _ = agent(sequence, agent.initial_state(3), firsts)  # gradients on: learning's code path
+    assert out.logits.shape == (50, 3, 4) and out.values.shape == (50, 3)
+    torch.testing.assert_close(out.logits, torch.stack(logits), rtol=1e-4, atol=1e-5)
+
+
+def test_agent_rolls_table_features_like_the_environment():
+    config = small_config("touchdown.yaml")
+    problem = get_problem("touchdown")
+    agent = problem.make_agent(config)
+    env = TouchdownEnv(features=feature_store(config), include_features=True)
+    obs, _ = env.reset(seed=5)
+    for action in (1, 0, 0, 2):
+        obs, *_ = env.step(action)
+    tensors = as_tensors({k: v[None] for k, v in obs.items()})
+    without = {k: v for k, v in tensors.items() if k != "features"}
+    np.testing.assert_allclose(agent.panorama_views(without)[0, 0].numpy(), obs["features"], rtol=0, atol=0)
+
+
+def imitation_unrolls(agent, env, unroll_length: int):
+    """Teacher-forced SEED-RL unrolls: T + 1 steps, step 0 = the previous unroll's last step."""
+    obs, _ = env.reset()
+    first = np.ones(env.num_envs, bool)
+    state = agent.initial_state(env.num_envs)
+    last = None
+    while True:
+        steps = [last] if last is not None else []
+        while len(steps) < unroll_length + 1:
+            before = state
+            with torch.no_grad():
+                _, state = agent(as_tensors(obs), state, torch.as_tensor(first).unsqueeze(0))
+            steps.append((obs, first, before))
+            obs, _, done, _ = env.step(obs["oracle_next_action"])
+            first = done
+        last = steps[-1]
+        unroll = {k: torch.as_tensor(np.stack([s[0][k] for s in steps])) for k in steps[0][0]}
+        unroll["first"] = torch.as_tensor(np.stack([s[1] for s in steps]))
+        unroll["imitation"] = torch.ones(env.num_envs, dtype=torch.bool)
+        unroll["initial_state"] = steps[0][2]
+        yield unroll
+
+
+@pytest.mark.slow
+def test_imitation_learns_to_follow_training_routes(tmp_path, capsys):
+    """Teacher forcing on 3 map2seq routes (synthetic features: language and graph only) until the greedy agent
+    follows them; then ``valan evaluate streetview --checkpoint`` scores it the same way."""
+    torch.manual_seed(0)
+    data = tmp_path / "three.jsonl"
+    data.write_text("".join(MAP2SEQ.read_text().splitlines(keepends=True)[:3]))
+    config = small_config("map2seq.yaml", f"data.train=[{data}]", f"data.eval.dev={data}", "data.vocab_min_count=1",
+                          "learning.mode=imitation")
+    problem = get_problem("map2seq")
+    agent = problem.make_agent(config)
+    env = BatchedTouchdownEnv(3, data=data, vocab=vocabulary(config), max_instruction_length=100, seed=0)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=3e-3)
+    unrolls = imitation_unrolls(agent, env, 20)
+    losses = []
+    for _ in range(70):
+        loss, _ = problem.loss(agent, next(unrolls), config)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
+    agent.eval()
+    evaluation = problem.make_env(config, "dev", 3, seed=0, evaluation=True)
+    metrics = problem.evaluate(config, "dev", run_greedy(agent, evaluation))
+    assert metrics["task_completion"] >= 2 / 3 and metrics["num_episodes"] == 3
+
+    save_checkpoint(tmp_path / "agent.pt", {"model": agent.state_dict(), "config": to_dict(config),
+                                            "problem": "map2seq", "step": 70})
+    capsys.readouterr()
+    code = main(["evaluate", "streetview", "--data", str(data), "--checkpoint", str(tmp_path / "agent.pt"), "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["task_completion"] == metrics["task_completion"]
+
+
+def test_evaluate_checkpoint_of_another_problem_is_refused(tmp_path, capsys):
+    save_checkpoint(tmp_path / "r2r.pt", {"model": {}, "config": to_dict(TrainConfig()), "problem": "r2r"})
+    code = main(["evaluate", "streetview", "--checkpoint", str(tmp_path / "r2r.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and "a 'r2r' checkpoint, not a Touchdown or map2seq one" in err and len(err.splitlines()) == 1
