@@ -7,18 +7,20 @@ instruction names. A uniformly random policy succeeds with probability ``(1 / (B
 
 Observations follow the R2R contract's names where they apply (``instruction``, ``time_step``,
 ``candidate_mask``, ``oracle_next_action``); the batched env follows the BatchedR2REnv contract
-(``step(actions) -> obs, reward, done, infos`` with automatic reset, idle slots in evaluation).
+(``reset() -> obs, infos``; ``step(actions) -> obs, reward, done, infos`` with automatic reset,
+``infos["finished"]`` listing ended episodes, inactive slots once an evaluation split is exhausted).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from valan.agents.base import AgentOutput, mask_logits
 from valan.config import TrainConfig
 from valan.problems import Problem
 
@@ -68,13 +70,17 @@ class ToyBatchedEnv:
         return _Episode("train", branches, [])
 
     @property
-    def idle(self) -> np.ndarray:
-        """Slots with no episode left (evaluation only)."""
-        return np.array([e is None for e in self.episodes])
+    def active(self) -> np.ndarray:
+        """Slots running an episode (evaluation: idle once the split is exhausted)."""
+        return np.array([e is not None for e in self.episodes])
 
-    def reset(self) -> dict[str, np.ndarray]:
+    @property
+    def finished(self) -> bool:
+        return not self.active.any()
+
+    def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         self.episodes = [self._next_episode() for _ in range(self.num_envs)]
-        return self._observe()
+        return self._observe(), {"active": self.active, "finished": []}
 
     def _oracle(self, e: _Episode) -> int:
         on_path = tuple(e.taken) == e.branches[: len(e.taken)]
@@ -100,10 +106,10 @@ class ToyBatchedEnv:
             obs["oracle_next_action"][i] = self._oracle(e)
         return obs
 
-    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict]]:
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, Any]]:
         reward = np.zeros(self.num_envs, np.float32)
         done = np.zeros(self.num_envs, bool)
-        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        finished: list[dict[str, Any]] = []
         for i, e in enumerate(self.episodes):
             if e is None:
                 continue
@@ -113,16 +119,11 @@ class ToyBatchedEnv:
                 success = a == 0 and tuple(e.taken) == e.branches
                 reward[i] = 1.0 if success else 0.0
                 done[i] = True
-                infos[i] = {"instr_id": e.instr_id, "trajectory": list(e.taken), "success": success}
+                finished.append({"slot": i, "instr_id": e.instr_id, "trajectory": list(e.taken), "success": success})
                 self.episodes[i] = self._next_episode()
             else:
                 e.taken.append(a)
-        return self._observe(), reward, done, infos
-
-
-class AgentOutput(NamedTuple):
-    logits: torch.Tensor
-    values: torch.Tensor
+        return self._observe(), reward, done, {"active": self.active, "finished": finished}
 
 
 class ToyAgent(nn.Module):
@@ -150,7 +151,7 @@ class ToyAgent(nn.Module):
             h, c = self.core(self.embed(token), (h, c))
             outputs.append(h)
         features = torch.stack(outputs)
-        logits = self.policy(features).masked_fill(obs["candidate_mask"] == 0, -1e9)
+        logits = mask_logits(self.policy(features), obs["candidate_mask"].bool())
         return AgentOutput(logits=logits, values=self.value(features)[..., 0]), (h, c)
 
 
@@ -166,6 +167,11 @@ class ToyProblem(Problem):
 
     def make_agent(self, config: TrainConfig, feature_table=None) -> ToyAgent:
         return ToyAgent()
+
+    def loss(self, agent: torch.nn.Module, unroll: dict[str, Any], config: TrainConfig):
+        from valan.losses import agent_loss
+
+        return agent_loss(agent, unroll, config.learning)
 
     def evaluate(self, config: TrainConfig, split: str, predictions: list[dict]) -> dict[str, float]:
         instructions = dict((f"{i}", b) for i, b in enumerate(all_instructions()))

@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from distributed_toy import AgentOutput, ToyBatchedEnv
+from distributed_toy import ToyBatchedEnv
+from valan.agents.base import AgentOutput
 from valan.distributed.inference import InferenceServer, split_unroll, stack_unrolls
 
 NUM_ACTIONS = 6
@@ -117,7 +118,7 @@ def test_recurrent_state_is_kept_per_actor_and_slot_and_reset_at_episode_starts(
 
 def run_stream(server, env, steps, actor_id=0, incarnation="a"):
     """Drive ``env`` through ``server`` like an actor; return the per-step stream the server saw."""
-    obs = env.reset()
+    obs, _ = env.reset()
     reward = np.zeros(env.num_envs, np.float32)
     done = np.zeros(env.num_envs, bool)
     first = np.ones(env.num_envs, bool)

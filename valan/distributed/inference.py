@@ -169,6 +169,8 @@ class InferenceServer:
         self._cond = threading.Condition()
         self._stats = InferenceStats()
         self._stop = threading.Event()
+        self._recording = threading.Event()
+        self._recording.set()
         self._thread = threading.Thread(target=self._batching_loop, name="inference-batcher", daemon=True)
         self._thread.start()
 
@@ -218,6 +220,10 @@ class InferenceServer:
             for key in [k for k in self._groups if k[0]]:
                 del self._groups[key]
 
+    def stop_unrolls(self) -> None:
+        """Training is over: record no more unrolls and release actors blocked on a full queue."""
+        self._recording.clear()
+
     def pop_stats(self) -> InferenceStats:
         """Batching statistics since the previous call."""
         with self._cond:
@@ -256,7 +262,7 @@ class InferenceServer:
 
     def _enqueue(self, unrolls: list[Unroll]) -> None:
         for unroll in unrolls:
-            while not self._stop.is_set():
+            while self._recording.is_set() and not self._stop.is_set():
                 try:
                     self.unroll_queue.put(unroll, timeout=0.1)
                     break
@@ -367,7 +373,7 @@ class InferenceServer:
         for i, (r, g) in enumerate(zip(batch, groups)):
             lo, hi = offsets[i], offsets[i + 1]
             actions = chosen[lo:hi]
-            if not evaluation and g is not None:
+            if not evaluation and g is not None and self._recording.is_set():
                 actions = self._record(r, g, states[i], actions, logits_np[lo:hi], version)
             r.actions = actions
             if g is not None:

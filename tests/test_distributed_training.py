@@ -1,0 +1,112 @@
+"""Training on Ray with the toy problem: learning end to end, actor failure recovery, resume."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+import torch
+
+import distributed_toy as toy
+from valan.checkpoint import CheckpointManager, load_checkpoint
+from valan.distributed.evaluation import EvalAggregator
+
+ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray.cloudpickle.register_pickle_by_value(toy)  # Ray workers do not have tests/ on their path
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def small_config(total_env_steps: int, **sections):
+    config = toy.toy_config(
+        learning=dict(mode="mixed", p_imitation=0.5, unroll_length=4, batch_size=8, lr=3e-3),
+        distributed=dict(num_actors=2, envs_per_actor=4, max_batch=8, max_wait_ms=5.0, queue_size=8),
+        run=dict(total_env_steps=total_env_steps, eval_every_env_steps=0, checkpoint_every_env_steps=1024, keep_last=2),
+        data=dict(eval={"val": "all instructions"}))
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(config, section), key, value)
+    return config
+
+
+def test_learns_to_follow_instructions_from_near_chance(ray_session, tmp_path):
+    from valan.distributed.training import train
+
+    torch.manual_seed(0)
+    result = train(toy.ToyProblem(), small_config(5000), tmp_path, show_progress=False)
+    untrained, trained = result.evaluations[0]["val"], result.evaluations[result.step]["val"]
+    assert untrained["episodes"] == trained["episodes"] == len(toy.all_instructions())  # each episode exactly once
+    assert untrained["sr"] <= 0.25  # chance is (1/4)^3
+    assert trained["sr"] > 0.8
+    assert result.env_steps >= 5000 and result.actor_failures == 0
+    # Evaluation outputs: metrics lines for both evaluations, leaderboard predictions.
+    history = EvalAggregator.read_history(tmp_path)
+    assert [(line["step"], line["split"]) for line in history] == [(0, "val"), (result.step, "val")]
+    predictions = list((tmp_path / "eval" / "val").glob("predictions-*.json"))
+    assert len(predictions) == 2
+    assert (tmp_path / "config.yaml").is_file()
+    assert any((tmp_path / "tensorboard").iterdir())
+
+
+def _kill_first_actor_once_running(stop: threading.Event, killed: list) -> None:
+    """Once the learner has trained a few steps (so actors are mid-run), ray.kill actor 0 (Ray may restart it)."""
+    while not stop.is_set():
+        names = ray.util.list_named_actors()
+        learner = [n for n in names if n.endswith("-learner")]
+        actor = [n for n in names if "-actor-0-" in n]
+        if learner and actor and ray.get(ray.get_actor(learner[0]).progress.remote())["step"] >= 5:
+            ray.kill(ray.get_actor(actor[0]), no_restart=False)
+            killed.append(actor[0])
+            return
+        time.sleep(0.1)
+
+
+def test_killed_actor_is_restarted_and_training_goes_on(ray_session, tmp_path):
+    from valan.distributed.training import train
+
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_first_actor_once_running, args=(stop, killed), daemon=True)
+    killer.start()
+    config = small_config(6000, data=dict(eval={}))
+    try:
+        result = train(toy.ToyProblem(), config, tmp_path, show_progress=False)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "the actor was never seen running"
+    assert result.actor_failures == 1
+    assert result.env_steps >= 6000  # training reached its budget after the failure
+    assert len(result.actor_nodes) == config.distributed.num_actors
+
+
+def test_resume_continues_step_count_and_optimizer_state(ray_session, tmp_path):
+    from valan.distributed.training import train
+
+    config = small_config(1024, data=dict(eval={}))
+    first = train(toy.ToyProblem(), config, tmp_path, show_progress=False)
+    assert first.step == 1024 // (4 * 8)
+    config.run.total_env_steps = 2048
+    second = train(toy.ToyProblem(), config, tmp_path, resume=True, show_progress=False)
+    assert second.step == 2 * first.step and second.env_steps == 2048
+    manager = CheckpointManager(tmp_path / "checkpoints")
+    state = load_checkpoint(manager.latest())
+    assert state["step"] == second.step and state["env_steps"] == 2048
+    adam_steps = {int(s["step"]) for s in state["optimizer"]["state"].values()}
+    assert adam_steps == {second.step}  # Adam's moments were restored, not restarted
+
+
+def test_resume_without_checkpoint_is_an_input_error(ray_session, tmp_path):
+    from valan.distributed.training import train
+    from valan.errors import InputError
+
+    with pytest.raises(InputError, match="no checkpoint to resume"):
+        train(toy.ToyProblem(), small_config(64, data=dict(eval={})), tmp_path, resume=True, show_progress=False)

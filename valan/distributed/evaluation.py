@@ -1,0 +1,93 @@
+"""Evaluation during and after training: eval actors' episodes -> metrics, predictions, plots, TensorBoard.
+
+Eval actors run the learner's frozen evaluation snapshot greedily over whole splits (each episode exactly once:
+one actor per split, splits spread over the eval actors). The :class:`EvalAggregator` scores the episodes with
+the problem's metrics and writes, under ``<out>/eval``:
+
+- ``metrics.jsonl``: one line per (evaluation, split): ``split``, ``step``, ``env_steps`` and the metrics;
+- ``<split>/predictions-<step>.json``: the predictions in leaderboard format
+  (``[{"instr_id": ..., "trajectory": [[viewpoint, heading, elevation], ...]}]``);
+- ``<split>/plots-<step>/``: a few trajectory pictures (when the problem draws them);
+
+and the metrics as TensorBoard scalars ``eval/<split>/<metric>`` (x axis: env steps).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from valan.config import TrainConfig
+from valan.fileio import atomic_write, read_jsonl, write_json
+from valan.problems import Problem
+
+PLOTS_PER_EVALUATION = 3
+
+
+def leaderboard_predictions(episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The leaderboard-format records of finished episodes, sorted by ``instr_id``."""
+    return sorted(({"instr_id": e["instr_id"], "trajectory": e["trajectory"]} for e in episodes),
+                  key=lambda p: p["instr_id"])
+
+
+class EvalAggregator:
+    """Scores evaluations and writes their results (see the module docstring)."""
+
+    def __init__(self, problem: Problem, config: TrainConfig, out_dir: str | Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.problem, self.config = problem, config
+        self.directory = Path(out_dir) / "eval"
+        self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"))
+
+    def record(self, split: str, step: int, env_steps: int, episodes: list[dict[str, Any]]) -> dict[str, float]:
+        """Score one split's episodes, write predictions, metrics line, scalars and plots; return the metrics."""
+        predictions = leaderboard_predictions(episodes)
+        metrics = self.problem.evaluate(self.config, split, predictions)
+        write_json(self.directory / split / f"predictions-{step:09d}.json", predictions, indent=None)
+        self._append({"split": split, "step": step, "env_steps": env_steps, **metrics})
+        for name, value in metrics.items():
+            self.writer.add_scalar(f"eval/{split}/{name}", value, env_steps)
+        self.writer.flush()
+        self.problem.write_plots(self.config, split, episodes[:PLOTS_PER_EVALUATION],
+                                 self.directory / split / f"plots-{step:09d}", PLOTS_PER_EVALUATION)
+        return metrics
+
+    @staticmethod
+    def read_history(out_dir: str | Path) -> list[dict[str, Any]]:
+        """Every metrics line a run (and the runs it resumed from) wrote to ``<out_dir>/eval/metrics.jsonl``."""
+        path = Path(out_dir) / "eval" / "metrics.jsonl"
+        return read_jsonl(path) if path.exists() else []
+
+    def _append(self, line: dict[str, Any]) -> None:
+        path = self.directory / "metrics.jsonl"
+        previous = path.read_text(encoding="utf-8") if path.exists() else ""
+        with atomic_write(path) as f:
+            f.write(previous + json.dumps(line) + "\n")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def greedy_episodes(env: Any, act: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]) -> list[dict[str, Any]]:
+    """Run an evaluation-mode batched env to the end with ``act(obs, first) -> actions``; the finished episodes'
+    records, as the environment reported them (``instr_id``, ``trajectory``, ...)."""
+    obs, _ = env.reset()
+    first = np.ones(env.num_envs, bool)
+    episodes: list[dict[str, Any]] = []
+    while not env.finished:
+        obs, _, done, infos = env.step(act(obs, first))
+        episodes.extend(infos["finished"])
+        first = done
+    return episodes
+
+
+def assign_splits(splits: list[str], num_eval_actors: int) -> list[list[str]]:
+    """Spread splits over eval actors round-robin: one actor runs all of a split (each episode exactly once)."""
+    actors: list[list[str]] = [[] for _ in range(max(1, min(num_eval_actors, len(splits))))]
+    for i, split in enumerate(splits):
+        actors[i % len(actors)].append(split)
+    return actors

@@ -1,0 +1,311 @@
+"""The learner: owns the model, the optimizer and the feature table; serves inference; trains on unrolls.
+
+One process (a Ray actor, on the GPU when there is one) runs three things at once:
+- the :class:`~valan.distributed.inference.InferenceServer` batching thread, answering actors' requests;
+- the trainer thread: takes ``B`` unrolls from the bounded queue, runs ``valan.losses.train_step`` on them and
+  bumps the policy version (= learner steps);
+- control calls from the driver (progress, evaluation snapshots, retiring dead actors, stopping).
+
+Evaluations use a second copy of the model (sharing the feature table) loaded with a snapshot of the weights
+taken exactly at the step the evaluation came due, so training goes on while eval actors run.
+
+Checkpoints (``<out>/checkpoints/ckpt-<step>.pt``, atomic, keep the last N) hold ``model``, ``optimizer``,
+``step``, ``env_steps``, ``config`` and ``problem``; ``resume`` continues from the newest one with optimizer
+state and counters. TensorBoard scalars go to ``<out>/tensorboard``; the effective config to ``<out>/config.yaml``.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from valan.checkpoint import CheckpointManager, load_checkpoint
+from valan.config import TrainConfig, save_config, to_dict
+from valan.distributed.inference import InferenceServer, Unroll, split_unroll, stack_unrolls, unroll_batch_size
+from valan.errors import InputError
+from valan.losses import teacher_forcing_probability
+from valan.problems import Problem
+
+LOG_EVERY_S = 5.0  # seconds between TensorBoard scalar writes
+
+
+def unroll_to_torch(unroll: Unroll, device: torch.device) -> dict[str, Any]:
+    """Numpy unroll block -> tensors on ``device`` (``initial_state`` stays a tuple)."""
+    out: dict[str, Any] = {}
+    for key, value in unroll.items():
+        if key == "initial_state":
+            out[key] = tuple(torch.from_numpy(np.ascontiguousarray(v)).to(device) for v in value)
+        else:
+            out[key] = torch.from_numpy(np.ascontiguousarray(value)).to(device)
+    return out
+
+
+def _tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return dict(module.named_parameters()) | dict(module.named_buffers())
+
+
+def weights_snapshot(agent: torch.nn.Module, shared_with: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of ``agent``'s parameters and buffers, leaving out tensors whose storage ``shared_with``
+    already shares (the feature table: one copy of it serves both models)."""
+    others = _tensors(shared_with)
+    return {name: t.detach().clone() for name, t in _tensors(agent).items() if others[name].data_ptr() != t.data_ptr()}
+
+
+def load_snapshot(agent: torch.nn.Module, snapshot: dict[str, torch.Tensor]) -> None:
+    """Copy a :func:`weights_snapshot` into ``agent`` in place."""
+    tensors = _tensors(agent)
+    with torch.no_grad():
+        for name, value in snapshot.items():
+            tensors[name].copy_(value)
+
+
+class Learner:
+    """See the module docstring. ``out_dir`` must be reachable from the learner's node.
+
+    Args:
+        problem: the problem (agent factory, feature table).
+        config: the run's config.
+        out_dir: checkpoints, TensorBoard and the effective config go here.
+        resume: continue from the newest checkpoint in ``out_dir`` (``InputError`` when there is none).
+        init_from: a checkpoint whose weights (only) initialise the model.
+    """
+
+    def __init__(self, problem: Problem, config: TrainConfig, out_dir: str, resume: bool = False,
+                 init_from: str | None = None):
+        # The work happens in setup(): an exception raised there reaches the caller with its type (an InputError
+        # stays an InputError), whereas one raised in a Ray actor's constructor only kills the actor.
+        self.problem, self.config = problem, config
+        self.out_dir = Path(out_dir)
+        self._resume, self._init_from_path = resume, init_from
+
+    def setup(self) -> dict[str, Any]:
+        """Build model, optimizer and feature table, restore or initialise weights, start the inference server;
+        returns where the learner runs and the step it starts from."""
+        import ray
+        from torch.utils.tensorboard import SummaryWriter
+
+        config, problem = self.config, self.problem
+        torch.manual_seed(config.run.seed)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        features = torch.as_tensor(problem.feature_table(config)).to(self.device)
+        self.agent = problem.make_agent(config, features).to(self.device)
+        self.eval_agent = problem.make_agent(config, features).to(self.device).eval()
+        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.learning.lr)
+        self.step = 0
+        self.env_steps = 0
+        self.checkpoints = CheckpointManager(self.out_dir / "checkpoints", keep_last=config.run.keep_last)
+        if self._resume:
+            self._restore()
+        elif self._init_from_path is not None:
+            self._init_from(self._init_from_path)
+        save_config(self.out_dir / "config.yaml", config)
+
+        dist, learning = config.distributed, config.learning
+        self.unroll_length, self.batch_size = learning.unroll_length, learning.batch_size
+        # The queue holds blocks of envs_per_actor unrolls; queue_size counts unrolls.
+        self.queue: queue.Queue = queue.Queue(maxsize=max(1, math.ceil(dist.queue_size / dist.envs_per_actor)))
+        self.server = InferenceServer(self.agent, self.unroll_length, self.queue, max_batch=dist.max_batch,
+                                      max_wait_ms=dist.max_wait_ms, p_imitation=teacher_forcing_probability(config.learning),
+                                      device=self.device, policy_version=lambda: self.step, seed=config.run.seed)
+        self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+        self._leftover: Unroll | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: str | None = None
+        self._last_stats: dict[str, float] = {}
+        # (step, env_steps, weights) of the latest evaluation that came due and has not started yet.
+        self._pending_eval: tuple[int, int, dict[str, torch.Tensor]] | None = None
+        self._evaluated_up_to = self.env_steps
+        self._checkpointed_up_to = self.env_steps
+        return {"device": str(self.device), "step": self.step, "env_steps": self.env_steps,
+                "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None,
+                "parameters": sum(p.numel() for p in self.agent.parameters())}
+
+    # -------------------------------------------------------------------------------- called by actors
+    def infer(self, actor_id: int, incarnation: str, obs: dict[str, np.ndarray], reward: np.ndarray,
+              done: np.ndarray, first: np.ndarray) -> np.ndarray | None:
+        """Actions for a training actor's slots, or ``None`` once training is over (the actor then stops)."""
+        if self._finished.is_set():
+            return None
+        return self.server.infer(actor_id, incarnation, obs, reward, done, first)
+
+    def infer_eval(self, actor_id: int, incarnation: str, obs: dict[str, np.ndarray],
+                   first: np.ndarray) -> np.ndarray:
+        """Greedy actions of the evaluation snapshot (see :meth:`begin_evaluation`)."""
+        return self.server.infer(actor_id, incarnation, obs, None, None, first, evaluation=True)
+
+    # -------------------------------------------------------------------------------- called by the driver
+    def start(self) -> None:
+        """Start the trainer thread."""
+        self._thread = threading.Thread(target=self._train_loop, name="trainer", daemon=True)
+        self._thread.start()
+
+    def progress(self) -> dict[str, Any]:
+        """Counters, the latest training statistics, whether an evaluation is due, whether training finished."""
+        with self._lock:
+            return {"step": self.step, "env_steps": self.env_steps, "finished": self._finished.is_set(),
+                    "error": self._error, "stats": dict(self._last_stats),
+                    "eval_pending": self._pending_eval is not None}
+
+    def begin_evaluation(self, current: bool = False) -> tuple[int, int]:
+        """Make the weights of the pending evaluation (or, with ``current``, the weights now) the evaluation
+        policy of :meth:`infer_eval`; returns their ``(step, env_steps)``."""
+        with self._lock:
+            if current or self._pending_eval is None:
+                step, env_steps, weights = self.step, self.env_steps, weights_snapshot(self.agent, self.eval_agent)
+            else:
+                step, env_steps, weights = self._pending_eval
+            self._pending_eval = None
+            load_snapshot(self.eval_agent, weights)
+            self.server.set_eval_agent(self.eval_agent)
+            return step, env_steps
+
+    def retire_actor(self, actor_id: int) -> None:
+        """An actor died: forget its state and drop its unfinished unrolls."""
+        self.server.retire(actor_id)
+
+    def write_scalars(self, scalars: dict[str, float], env_steps: int) -> None:
+        """Write scalars computed elsewhere (evaluation metrics) to the run's TensorBoard."""
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, env_steps)
+        self.writer.flush()
+
+    def stop(self) -> dict[str, Any]:
+        """Stop training (if still running), write the final checkpoint, and report the counters."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._finished.set()
+        self.server.stop_unrolls()
+        path = self.checkpoints.path(self.step)
+        if not path.exists():
+            self._save_checkpoint()
+        self.writer.flush()
+        return {"step": self.step, "env_steps": self.env_steps, "checkpoint": str(path), "error": self._error}
+
+    def close(self) -> None:
+        self.server.close()
+        self.writer.close()
+
+    # -------------------------------------------------------------------------------- training
+    def _next_batch(self) -> Unroll | None:
+        """``B`` unrolls from the queue (blocks of ``K`` are split across batches); None when stopping."""
+        blocks, size = [], 0
+        if self._leftover is not None:
+            blocks.append(self._leftover)
+            size += unroll_batch_size(self._leftover)
+            self._leftover = None
+        while size < self.batch_size:
+            try:
+                block = self.queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return None
+                continue
+            blocks.append(block)
+            size += unroll_batch_size(block)
+        batch = stack_unrolls(blocks) if len(blocks) > 1 else blocks[0]
+        if size > self.batch_size:
+            batch, self._leftover = split_unroll(batch, self.batch_size)
+        return batch
+
+    def _budget_reached(self, started: float) -> bool:
+        run = self.config.run
+        if self.env_steps >= run.total_env_steps:
+            return True
+        return run.total_minutes > 0 and time.monotonic() - started >= 60.0 * run.total_minutes
+
+    def _train_step(self, unroll: dict[str, Any]) -> dict[str, float]:
+        loss, stats = self.problem.loss(self.agent, unroll, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.learning.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.agent.parameters(), self.config.learning.grad_clip)
+        self.optimizer.step()
+        return stats
+
+    def _train_loop(self) -> None:
+        started = last_log = time.monotonic()
+        steps_at_log, env_steps_at_log = self.step, self.env_steps
+        try:
+            while not self._stop.is_set() and not self._budget_reached(started):
+                batch = self._next_batch()
+                if batch is None:
+                    break
+                lag = float(np.mean(self.step - batch["policy_version"][:-1]))
+                unroll = unroll_to_torch(batch, self.device)
+                self.agent.train()
+                stats = self._train_step(unroll)
+                with self._lock:
+                    self.step += 1
+                    self.env_steps += self.unroll_length * self.batch_size
+                    self._last_stats = {**stats, "policy_lag": lag}
+                    self._on_step_boundaries()
+                now = time.monotonic()
+                if now - last_log >= LOG_EVERY_S:
+                    self._log(now - last_log, self.step - steps_at_log, self.env_steps - env_steps_at_log)
+                    last_log, steps_at_log, env_steps_at_log = now, self.step, self.env_steps
+        except BaseException as e:  # reported to the driver through progress()
+            self._error = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            self._finished.set()
+            self.server.stop_unrolls()
+
+    def _on_step_boundaries(self) -> None:
+        """Checkpoint and schedule evaluations when the env-step counter crosses their periods."""
+        run = self.config.run
+        if run.checkpoint_every_env_steps > 0 and (
+                self.env_steps // run.checkpoint_every_env_steps > self._checkpointed_up_to // run.checkpoint_every_env_steps):
+            self._save_checkpoint()
+            self._checkpointed_up_to = self.env_steps
+        if run.eval_every_env_steps > 0 and (
+                self.env_steps // run.eval_every_env_steps > self._evaluated_up_to // run.eval_every_env_steps):
+            self._pending_eval = (self.step, self.env_steps, weights_snapshot(self.agent, self.eval_agent))
+            self._evaluated_up_to = self.env_steps
+
+    def _log(self, seconds: float, steps: int, env_steps: int) -> None:
+        inference = self.server.pop_stats()
+        scalars = {f"learner/{k}": v for k, v in self._last_stats.items()}
+        scalars.update({
+            "throughput/env_steps_per_s": env_steps / seconds,
+            "throughput/learner_steps_per_s": steps / seconds,
+            "inference/mean_batch_size": inference.mean_batch_size,
+            "inference/mean_wait_ms": inference.mean_wait_ms,
+            "inference/forward_ms": 1000.0 * inference.forward_s / max(1, inference.batches),
+            "queue/fill": self.queue.qsize() / self.queue.maxsize,
+        })
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, self.env_steps)
+        with self._lock:
+            self._last_stats.update({k.split("/", 1)[1]: v for k, v in scalars.items() if not k.startswith("learner/")})
+
+    # -------------------------------------------------------------------------------- checkpoints
+    def _state(self) -> dict[str, Any]:
+        return {"model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                "env_steps": self.env_steps, "config": to_dict(self.config), "problem": self.problem.name}
+
+    def _save_checkpoint(self) -> Path:
+        return self.checkpoints.save(self.step, self._state())
+
+    def _restore(self) -> None:
+        path = self.checkpoints.latest()
+        if path is None:
+            raise InputError("no checkpoint to resume from", source=str(self.checkpoints.directory))
+        state = load_checkpoint(path, map_location=self.device)
+        self.agent.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.env_steps = int(state["step"]), int(state["env_steps"])
+
+    def _init_from(self, path: str) -> None:
+        state = load_checkpoint(path, map_location=self.device)
+        self.problem.init_from(self.agent, state, source=path)
