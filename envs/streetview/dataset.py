@@ -24,6 +24,8 @@ from valan.errors import InputError
 from valan.fileio import read_jsonl
 from valan.text import Vocabulary
 
+SAMPLE_TOUCHDOWN = "streetview/touchdown_sample.jsonl"  # bundled samples (``valan.data.sample_path``)
+SAMPLE_MAP2SEQ = "streetview/map2seq_sample.jsonl"
 MAIN_FIELDS = ("route_id", "id", "navigation_text", "route_panoids", "start_heading", "end_heading")
 
 

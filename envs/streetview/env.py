@@ -50,7 +50,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from valan.envs.streetview.dataset import StreetViewRoute, build_vocabulary, load_routes
+from valan.envs.streetview.dataset import SAMPLE_TOUCHDOWN, StreetViewRoute, build_vocabulary, load_routes
 from valan.envs.streetview.graph import UNREACHABLE, StreetGraph, load_graph
 from valan.envs.streetview.navigation import (NO_LINK, NUM_DISCRETE_ACTIONS, PANORAMIC_BINS, PANORAMIC_WINDOW,
                                               discrete_action_toward, discrete_move, oracle_link,
@@ -67,9 +67,6 @@ DEFAULT_MAX_INSTRUCTION_LENGTH = 300
 """Tokens incl. ``<EOS>``; the longest Touchdown dev-sample instruction has 290 tokens, map2seq's 82."""
 ACTION_SPACES = ("discrete", "panoramic")
 REWARDS = ("progress", "sparse")
-SAMPLE_TOUCHDOWN = "streetview/touchdown_sample.jsonl"
-SAMPLE_MAP2SEQ = "streetview/map2seq_sample.jsonl"
-SAMPLE_GRAPH = "streetview/graph"
 
 
 def num_actions(action_space: str) -> int:

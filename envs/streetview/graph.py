@@ -35,6 +35,7 @@ from valan.errors import InputError
 
 NODES_FILE = "nodes.txt"
 LINKS_FILE = "links.txt"
+SAMPLE_GRAPH = "streetview/graph"  # the bundled sub-graph (``valan.data.sample_path``)
 UNREACHABLE = -1
 """Hop distance reported for a panorama from which the goal cannot be reached."""
 
@@ -246,7 +247,7 @@ def load_graph(directory: str | os.PathLike | None = None, name: str = "streetvi
     if directory is None:
         from valan.data import sample_path
 
-        directory = sample_path("streetview/graph")
+        directory = sample_path(SAMPLE_GRAPH)
     path = Path(directory).resolve()
     try:
         stamp = ((path / NODES_FILE).stat().st_mtime, (path / LINKS_FILE).stat().st_mtime)

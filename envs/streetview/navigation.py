@@ -52,7 +52,6 @@ import numpy as np
 from valan.envs.streetview.graph import UNREACHABLE, StreetGraph
 
 FORWARD, LEFT, RIGHT, STOP = 0, 1, 2, 3
-ACTION_NAMES = ("forward", "left", "right", "stop")
 NUM_DISCRETE_ACTIONS = 4
 PANORAMIC_BINS = 18
 PANORAMIC_WINDOW = 40.0

@@ -29,21 +29,20 @@ import numpy as np
 import torch
 
 from valan.config import AgentConfig, DataConfig, EnvConfig, RunConfig, TrainConfig
+from valan.envs.streetview.dataset import SAMPLE_MAP2SEQ, SAMPLE_TOUCHDOWN
+from valan.envs.streetview.graph import SAMPLE_GRAPH
 from valan.errors import InputError
 from valan.problems import Problem
 from valan.problems.r2r import split_files
-
-TOUCHDOWN_SAMPLE = "streetview/touchdown_sample.jsonl"
-MAP2SEQ_SAMPLE = "streetview/map2seq_sample.jsonl"
 
 
 @dataclass
 class StreetViewDataConfig(DataConfig):
     """Data of a Street View problem (default: the bundled Touchdown sample, used for training and evaluation)."""
 
-    train: list[str] = field(default_factory=lambda: [TOUCHDOWN_SAMPLE])
-    eval: dict[str, str] = field(default_factory=lambda: {"dev": TOUCHDOWN_SAMPLE})
-    graph: str = "streetview/graph"
+    train: list[str] = field(default_factory=lambda: [SAMPLE_TOUCHDOWN])
+    eval: dict[str, str] = field(default_factory=lambda: {"dev": SAMPLE_TOUCHDOWN})
+    graph: str = SAMPLE_GRAPH
     vocab: str = ""  # "" = build from the training files
     vocab_min_count: int = 5
     feature_views: int = 8  # views per panorama of synthetic features (a real store brings its own)
@@ -82,7 +81,7 @@ class TouchdownConfig(TrainConfig):
 class Map2seqConfig(TouchdownConfig):
     problem: str = "map2seq"
     data: StreetViewDataConfig = field(default_factory=lambda: StreetViewDataConfig(
-        train=[MAP2SEQ_SAMPLE], eval={"dev": MAP2SEQ_SAMPLE}))
+        train=[SAMPLE_MAP2SEQ], eval={"dev": SAMPLE_MAP2SEQ}))
     env: StreetViewEnvConfig = field(default_factory=lambda: StreetViewEnvConfig(max_instruction_length=100))
     run: RunConfig = field(default_factory=lambda: RunConfig(logdir="runs/map2seq_sample"))
 
