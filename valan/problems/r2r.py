@@ -1,14 +1,95 @@
-"""Room-to-Room (Anderson et al. 2018): instruction following on Matterport3D navigation graphs."""
+"""Room-to-Room (Anderson et al. 2018): instruction following on Matterport3D navigation graphs.
+
+Binds the batched R2R environment (``valan.envs.r2r.env``), the VALAN follower (``valan.agents.r2r_follower``),
+the V-trace/imitation losses (``valan.losses``) and the R2R metrics (``valan.metrics.r2r``) to the config's
+``data``, ``env``, ``agent`` and ``learning`` sections.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
 
 from valan.config import TrainConfig
+from valan.errors import InputError
 from valan.problems import Problem
+
+
+def split_files(config: TrainConfig, split: str) -> list[str]:
+    """Data files of ``split``: ``"train"`` -> ``data.train``; any other name -> ``data.eval[split]``."""
+    if split == "train":
+        return [str(config.data.resolve(name)) for name in config.data.train]
+    if split not in config.data.eval:
+        raise InputError(f"unknown split {split!r}: data.eval has {', '.join(sorted(config.data.eval)) or 'none'}")
+    return [str(config.data.resolve(config.data.eval[split]))]
 
 
 class R2RProblem(Problem):
     name: ClassVar[str] = "r2r"
     config_class: ClassVar[type[TrainConfig]] = TrainConfig
-    metric_names: ClassVar[tuple[str, ...]] = ("sr", "spl", "ndtw", "sdtw", "ne", "tl")
+    metric_names: ClassVar[tuple[str, ...]] = ("success_rate", "spl", "ndtw", "sdtw", "nav_error", "trajectory_length")
+
+    def make_env(self, config: TrainConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
+        from valan.envs.r2r.env import BatchedR2REnv
+
+        return BatchedR2REnv(
+            num_envs, data=split_files(config, split), connectivity=config.data.resolve(config.data.connectivity),
+            vocab=config.data.resolve(config.data.vocab), reward=config.env.reward, max_steps=config.env.max_steps,
+            max_instruction_length=config.env.max_instruction_length, max_candidates=config.env.max_candidates,
+            evaluation=evaluation, seed=seed)
+
+    def feature_table(self, config: TrainConfig) -> np.ndarray:
+        """``(N, 36, D)`` features of every viewpoint of every scan in ``data.connectivity``, in the global index
+        order the environments use (the default ``scans`` of ``R2REnv``)."""
+        from valan.envs.r2r.graph import Connectivity, ViewpointIndex
+        from valan.features import open_feature_store
+
+        store = open_feature_store(_feature_spec(config), dim=config.data.synthetic_dim)
+        connectivity = Connectivity(config.data.resolve(config.data.connectivity))
+        return store.table(ViewpointIndex(connectivity, connectivity.scans()).keys())
+
+    def make_agent(self, config: TrainConfig, feature_table: np.ndarray | torch.Tensor | None = None) -> torch.nn.Module:
+        from valan.agents.r2r_follower import R2RFollower
+        from valan.text import Vocabulary
+
+        if feature_table is None:
+            feature_table = self.feature_table(config)
+        a = config.agent
+        return R2RFollower(len(Vocabulary.load(config.data.resolve(config.data.vocab))), feature_table,
+                           max_instruction_length=config.env.max_instruction_length, embed_dim=a.embed_dim,
+                           hidden_dim=a.hidden_dim, core_layers=a.core_layers, geometry_dim=a.geometry_dim,
+                           dropout=a.dropout)
+
+    def loss(self, agent: torch.nn.Module, unroll: dict[str, Any], config: TrainConfig
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        from valan.losses import agent_loss
+
+        return agent_loss(agent, unroll, config.learning)
+
+    def evaluate(self, config: TrainConfig, split: str, predictions: list[dict]) -> dict[str, float]:
+        """R2R summary metrics (``valan.metrics.r2r.SUMMARY_KEYS``) of leaderboard predictions on ``split``."""
+        from valan.envs.r2r.dataset import load_r2r
+        from valan.metrics.r2r import evaluate_r2r
+
+        files = split_files(config, split)
+        episodes = [ep for f in files for ep in load_r2r(f)]
+        summary, _ = evaluate_r2r(episodes, predictions, config.data.resolve(config.data.connectivity),
+                                  predictions_source=f"{split} predictions", data_source=", ".join(files))
+        return summary
+
+    def init_from(self, agent: torch.nn.Module, checkpoint: dict[str, Any], source: str = "") -> None:
+        """A ``valan pretrain-alignment`` checkpoint loads the instruction and visual encoders (printing what was
+        loaded and what is new); any other checkpoint loads whole (the base behaviour)."""
+        if checkpoint.get("problem") == "alignment":
+            from valan.agents.alignment import load_alignment_into
+
+            load_alignment_into(agent, checkpoint, source=source)
+            return
+        super().init_from(agent, checkpoint, source)
+
+
+def _feature_spec(config: TrainConfig) -> str:
+    spec = config.data.features
+    return spec if spec == "synthetic" else str(config.data.resolve(spec))

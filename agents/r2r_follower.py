@@ -1,0 +1,186 @@
+"""The VALAN R2R follower in PyTorch: an instruction-following agent for the R2R environment.
+
+Per step ``t`` (for each of ``B`` episodes)::
+
+    text       = BiLSTM(embed(instruction))                        (L, H)   encoded once per episode
+    views      = visual_encoder(features[viewpoint])               (36, H)  the current panorama
+    pooled     = attend(h_{t-1}, views)                            (H)      attention-pooled panorama
+    h_t        = LSTM_2layers([pooled; geometry(previous_action)])
+    text_ctx   = attend(h_t, text)                                 text attention
+    visual_ctx = attend(text_ctx, views)                           visual attention
+    f_t        = tanh(W [h_t; text_ctx; visual_ctx])
+    cand_k     = W_c [views[candidate_view_k]; geometry(candidate_geometry_k)] (+ a learned STOP vector, slot 0)
+    logit_k    = f_t . cand_k / sqrt(H)        masked by candidate_mask;      value = MLP(f_t)
+
+Visual features are read by index from ``feature_table`` (``(N, 36, D)``, a non-persistent buffer: checkpoints
+do not carry it) or, when the observation has them, from ``obs["features"]`` ``(36, D)``.
+
+The recurrent state is ``(h, c, text, text_mask)``: LSTM states ``(B, layers, H)`` and the encoded instruction
+``(B, L, H)`` with its mask ``(B, L)``. The instruction is encoded at episode starts (``first``) and kept in the
+state, so acting (``T = 1`` under ``torch.no_grad``/``inference_mode``) never re-encodes it mid-episode. With
+gradients enabled (learning), step 0 is re-encoded as well, so the encoder is trained through every step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from valan.agents.base import AgentOutput, mask_logits
+from valan.text import PAD_ID
+
+GEOMETRY_FEATURES = 5  # sin/cos relative heading, sin/cos elevation, distance (metres)
+
+State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class InstructionEncoder(nn.Module):
+    """Word embedding and a bidirectional LSTM: token ids ``(N, L)`` -> encodings ``(N, L, H)`` and mask ``(N, L)``."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int):
+        super().__init__()
+        if hidden_dim % 2:
+            raise ValueError(f"hidden_dim must be even (two LSTM directions), got {hidden_dim}")
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
+        self.lstm = nn.LSTM(embed_dim, hidden_dim // 2, batch_first=True, bidirectional=True)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        full_length = tokens.shape[1]
+        lengths = lengths.clamp(min=1, max=full_length)
+        cpu_lengths = lengths.cpu()
+        longest = int(cpu_lengths.max())
+        packed = pack_padded_sequence(self.embedding(tokens[:, :longest]), cpu_lengths, batch_first=True,
+                                      enforce_sorted=False)
+        encoded, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=full_length)
+        mask = torch.arange(full_length, device=tokens.device) < lengths.unsqueeze(1)
+        return encoded, mask
+
+
+class VisualEncoder(nn.Module):
+    """Projects view features ``(..., D)`` to the model size ``(..., H)``."""
+
+    def __init__(self, feature_dim: int, hidden_dim: int):
+        super().__init__()
+        self.projection = nn.Linear(feature_dim, hidden_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.projection(features))
+
+
+class Attention(nn.Module):
+    """Scaled dot-product attention of one query ``(B, Q)`` over keys ``(B, N, H)``; returns ``(B, H)``."""
+
+    def __init__(self, query_dim: int, key_dim: int):
+        super().__init__()
+        self.query = nn.Linear(query_dim, key_dim, bias=False)
+        self.scale = 1.0 / math.sqrt(key_dim)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        scores = torch.einsum("bh,bnh->bn", self.query(query), keys) * self.scale
+        if mask is not None:
+            scores = mask_logits(scores, mask)
+        return torch.einsum("bn,bnh->bh", torch.softmax(scores, dim=-1), keys)
+
+
+class R2RFollower(nn.Module):
+    """See the module docstring. ``feature_table``: ``(N, views, D)`` features of every global viewpoint."""
+
+    def __init__(self, vocab_size: int, feature_table: np.ndarray | torch.Tensor | None, feature_dim: int | None = None,
+                 max_instruction_length: int = 80, embed_dim: int = 64, hidden_dim: int = 128, core_layers: int = 2,
+                 geometry_dim: int = 32, dropout: float = 0.0):
+        super().__init__()
+        if feature_table is None and feature_dim is None:
+            raise ValueError("give a feature_table or a feature_dim")
+        feature_dim = int(feature_table.shape[-1]) if feature_table is not None else feature_dim
+        self.hidden_dim, self.core_layers = hidden_dim, core_layers
+        self.max_instruction_length, self.feature_dim = max_instruction_length, feature_dim
+        self.register_buffer("feature_table", torch.zeros(0, 0, feature_dim), persistent=False)
+        if feature_table is not None:
+            self.set_feature_table(feature_table)
+
+        self.instruction_encoder = InstructionEncoder(vocab_size, embed_dim, hidden_dim)
+        self.visual_encoder = VisualEncoder(feature_dim, hidden_dim)
+        self.geometry = nn.Sequential(nn.Linear(GEOMETRY_FEATURES, geometry_dim), nn.Tanh())
+        self.view_pooling = Attention(hidden_dim, hidden_dim)
+        self.core = nn.ModuleList(
+            nn.LSTMCell(hidden_dim + geometry_dim if i == 0 else hidden_dim, hidden_dim) for i in range(core_layers))
+        self.text_attention = Attention(hidden_dim, hidden_dim)
+        self.visual_attention = Attention(hidden_dim, hidden_dim)
+        self.state_projection = nn.Linear(3 * hidden_dim, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.candidate_projection = nn.Linear(hidden_dim + geometry_dim, hidden_dim)
+        self.stop_embedding = nn.Parameter(torch.zeros(hidden_dim))
+        self.value_head = nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
+
+    def set_feature_table(self, table: np.ndarray | torch.Tensor) -> None:
+        """Replace the ``(N, views, D)`` feature table (kept on the module's device, float32)."""
+        table = torch.as_tensor(table, dtype=torch.float32)
+        if table.ndim != 3 or table.shape[-1] != self.feature_dim:
+            raise ValueError(f"feature table must be (N, views, {self.feature_dim}), got {tuple(table.shape)}")
+        self.feature_table = table.to(self.feature_table.device)
+
+    def initial_state(self, batch_size: int) -> State:
+        p = self.state_projection.weight
+        zeros = lambda *shape: torch.zeros(*shape, dtype=p.dtype, device=p.device)  # noqa: E731
+        return (zeros(batch_size, self.core_layers, self.hidden_dim), zeros(batch_size, self.core_layers, self.hidden_dim),
+                zeros(batch_size, self.max_instruction_length, self.hidden_dim),
+                torch.zeros(batch_size, self.max_instruction_length, dtype=torch.bool, device=p.device))
+
+    def _instruction_per_step(self, obs: dict[str, torch.Tensor], first: torch.Tensor, text: torch.Tensor,
+                              text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encodings ``(T, B, L, H)`` and masks of the instruction in force at each step.
+
+        Instructions are encoded once per episode segment: at steps where an episode starts (and at step 0 when
+        learning); other steps reuse the segment's encoding, or the state's cache before the first start.
+        """
+        T, B = first.shape
+        starts = first.clone()
+        if torch.is_grad_enabled():
+            starts[0] = True
+        bank, bank_mask = text, text_mask
+        if starts.any():
+            encoded, mask = self.instruction_encoder(obs["instruction"][starts], obs["instruction_length"][starts])
+            bank, bank_mask = torch.cat([text, encoded]), torch.cat([text_mask, mask])
+        # Bank row of each step: B + (rank of its segment's start in row-major order), or b for the cache.
+        segment = torch.where(starts, B + torch.cumsum(starts.flatten(), 0).view(T, B) - 1, -1)
+        row = torch.cummax(segment, dim=0).values
+        row = torch.where(row < 0, torch.arange(B, device=row.device), row)
+        return bank[row], bank_mask[row]
+
+    def forward(self, obs: dict[str, torch.Tensor], state: State, first: torch.Tensor) -> tuple[AgentOutput, State]:
+        T, B = first.shape
+        first = first.bool()
+        h, c, text, text_mask = state
+        raw = obs["features"] if "features" in obs else self.feature_table[obs["viewpoint"]]
+        views = self.visual_encoder(raw.float())  # (T, B, V, H)
+        candidate_views = torch.gather(views, 2, obs["candidate_view"].long().unsqueeze(-1).expand(
+            -1, -1, -1, self.hidden_dim))
+        candidates = self.candidate_projection(
+            torch.cat([candidate_views, self.geometry(obs["candidate_geometry"].float())], dim=-1))
+        candidates = torch.cat([candidates[:, :, :1] + self.stop_embedding, candidates[:, :, 1:]], dim=2)
+        previous_action = self.geometry(obs["previous_action_geometry"].float())  # (T, B, G)
+        texts, text_masks = self._instruction_per_step(obs, first, text, text_mask)
+
+        features = []
+        for t in range(T):
+            keep = (~first[t]).to(h.dtype)[:, None, None]
+            h, c = h * keep, c * keep
+            x = torch.cat([self.view_pooling(h[:, -1], views[t]), previous_action[t]], dim=-1)
+            hs, cs = [], []
+            for layer, cell in enumerate(self.core):
+                x, c_layer = cell(x, (h[:, layer], c[:, layer]))
+                hs.append(x)
+                cs.append(c_layer)
+            h, c = torch.stack(hs, dim=1), torch.stack(cs, dim=1)
+            text_context = self.text_attention(x, texts[t], text_masks[t])
+            visual_context = self.visual_attention(text_context, views[t])
+            features.append(torch.cat([x, text_context, visual_context], dim=-1))
+        f = torch.tanh(self.state_projection(self.dropout(torch.stack(features))))  # (T, B, H)
+        logits = torch.einsum("tbh,tbkh->tbk", f, candidates) / math.sqrt(self.hidden_dim)
+        logits = mask_logits(logits, obs["candidate_mask"].bool())
+        values = self.value_head(f).squeeze(-1)
+        return AgentOutput(logits=logits, values=values), (h, c, texts[-1], text_masks[-1])
