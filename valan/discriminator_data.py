@@ -2,9 +2,10 @@
 
 A path of ``T`` viewpoints becomes, per step ``t``:
 
-- visual features ``(D,)``: at viewpoint ``t``, the view of the 36 facing the direction of travel (towards
-  viewpoint ``t + 1``; at the last viewpoint, the direction of arrival), or the mean of the 36 views
-  (``view="mean"``);
+- visual features ``(D,)``: at viewpoint ``t``, one of the 36 views - ``view="travel"``: the view facing the
+  direction of travel (towards viewpoint ``t + 1``; at the last viewpoint, the direction of arrival);
+  ``view="arrival"``: the view at elevation 0 facing the direction of arrival (the start heading at step 0), what
+  an agent sees before it chooses its next move - or the mean of the 36 views (``view="mean"``);
 - geometry ``(5,)`` of the move that arrived at viewpoint ``t``: sine and cosine of the heading change (the move's
   heading minus the previous move's, or minus the start heading for the first move), sine and cosine of the
   move's elevation, and its length in metres. Step 0 (no move yet) has zeros except the cosines, which are 1 -
@@ -69,6 +70,14 @@ def travel_views(graph: ScanGraph, path: Sequence[str], heading: float) -> list[
     return views + views[-1:]
 
 
+def arrival_views(graph: ScanGraph, path: Sequence[str], heading: float) -> list[int]:
+    """Per viewpoint of ``path``, the elevation-0 view facing the direction of arrival (step 0: ``heading``)."""
+    return [view_facing(heading, 0.0)] + [view_facing(graph.heading(a, b), 0.0) for a, b in zip(path, path[1:])]
+
+
+VIEW_CHOICES = {"travel": travel_views, "arrival": arrival_views}
+
+
 @dataclass
 class EncodedPair:
     """Model inputs of one pair: ``tokens`` (L,) int64 (``<EOS>`` included, no padding), ``features`` (T, D)
@@ -84,12 +93,13 @@ class PairEncoder:
 
     def __init__(self, connectivity: Connectivity, vocab: Vocabulary, features: FeatureStore,
                  max_instruction_length: int = 80, view: str = "travel", use_visual: bool = True):
-        if view not in ("travel", "mean"):
-            raise InputError(f"view must be 'travel' or 'mean', got {view!r}")
+        if view not in ("travel", "arrival", "mean"):
+            raise InputError(f"view must be 'travel', 'arrival' or 'mean', got {view!r}")
         self.connectivity, self.vocab, self.features = connectivity, vocab, features
         self.max_instruction_length, self.view, self.use_visual = max_instruction_length, view, use_visual
         self._tokens: dict[str, np.ndarray] = {}
         self._paths: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._candidates: dict[tuple, EncodedCandidates] = {}
 
     @property
     def feature_dim(self) -> int:
@@ -112,14 +122,81 @@ class PairEncoder:
             elif self.view == "mean":
                 feats = np.stack([self.features.get(scan, vp).mean(axis=0) for vp in path]).astype(np.float32)
             else:
-                views = travel_views(graph, path, heading)
+                views = VIEW_CHOICES[self.view](graph, path, heading)
                 feats = np.stack([self.features.get(scan, vp)[v] for vp, v in zip(path, views)]).astype(np.float32)
             cached = self._paths[key] = (feats, path_geometry(graph, path, heading))
+        return cached
+
+    def candidates(self, pair: Pair) -> EncodedCandidates:
+        """Next-step candidates along the pair's path (which must be a walk along graph edges)."""
+        key = (pair.scan, pair.path, pair.heading)
+        cached = self._candidates.get(key)
+        if cached is None:
+            graph = self.connectivity.graph(pair.scan)
+            cached = next_step_candidates(graph, self.features, pair.path, pair.heading)
+            if not self.use_visual:
+                cached.features = [np.zeros_like(f) for f in cached.features]
+            self._candidates[key] = cached
         return cached
 
     def encode(self, pair: Pair) -> EncodedPair:
         features, geometry = self.path(pair.scan, pair.path, pair.heading)
         return EncodedPair(self.tokens(pair.instruction), features, geometry)
+
+
+@dataclass
+class EncodedCandidates:
+    """The next-step choices along a path of ``T`` viewpoints, for steps ``t = 0 .. T-2``, each with ``K_t``
+    candidates (the neighbours of viewpoint ``t``): ``features`` list of ``(K_t, D)`` (the view at viewpoint ``t``
+    facing each neighbour), ``geometry`` list of ``(K_t, 5)`` (sine and cosine of the neighbour's heading relative
+    to the current heading - the direction of arrival, or the start heading at step 0 - sine and cosine of its
+    elevation, distance in metres), ``target`` ``(T-1,)`` the index of viewpoint ``t + 1`` among the candidates."""
+
+    features: list[np.ndarray]
+    geometry: list[np.ndarray]
+    target: np.ndarray
+
+
+def next_step_candidates(graph: ScanGraph, features: FeatureStore, path: Sequence[str],
+                         heading: float) -> EncodedCandidates:
+    """The candidates of every move of ``path`` (a walk along graph edges); see :class:`EncodedCandidates`."""
+    feats, geoms, target = [], [], []
+    current = heading
+    for t in range(len(path) - 1):
+        here = path[t]
+        neighbours = [graph.viewpoints[i] for i in graph.neighbors[graph.local_index(here)]]
+        panorama = features.get(graph.scan, here)
+        headings = [graph.heading(here, nb) for nb in neighbours]
+        elevations = [graph.elevation(here, nb) for nb in neighbours]
+        feats.append(np.stack([panorama[view_facing(h, e)] for h, e in zip(headings, elevations)]).astype(np.float32))
+        geoms.append(np.array([(math.sin(h - current), math.cos(h - current), math.sin(e), math.cos(e),
+                                graph.edge_length(here, nb)) for h, e, nb in zip(headings, elevations, neighbours)],
+                              dtype=np.float32))
+        target.append(neighbours.index(path[t + 1]))
+        current = graph.heading(here, path[t + 1])
+    return EncodedCandidates(feats, geoms, np.array(target, dtype=np.int64))
+
+
+def collate_candidates(items: Sequence[EncodedCandidates]) -> dict[str, Any]:
+    """Pad next-step candidates into ``candidate_features`` (B, S, K, D), ``candidate_geometry`` (B, S, K, 5),
+    ``candidate_mask`` (B, S, K) bool, ``target`` (B, S) int64 and ``move_mask`` (B, S) bool (S = most moves)."""
+    import torch
+
+    n = len(items)
+    moves = max(len(x.target) for x in items)
+    k = max(len(f) for x in items for f in x.features)
+    dim = items[0].features[0].shape[1]
+    features = np.zeros((n, moves, k, dim), dtype=np.float32)
+    geometry = np.zeros((n, moves, k, GEOMETRY_DIM), dtype=np.float32)
+    mask = np.zeros((n, moves, k), dtype=bool)
+    target = np.zeros((n, moves), dtype=np.int64)
+    for i, x in enumerate(items):
+        for t, (f, g) in enumerate(zip(x.features, x.geometry)):
+            features[i, t, :len(f)], geometry[i, t, :len(g)], mask[i, t, :len(f)] = f, g, True
+        target[i, :len(x.target)] = x.target
+    return {"candidate_features": torch.from_numpy(features), "candidate_geometry": torch.from_numpy(geometry),
+            "candidate_mask": torch.from_numpy(mask), "target": torch.from_numpy(target),
+            "move_mask": torch.from_numpy(mask.any(axis=-1))}
 
 
 def collate(items: Sequence[EncodedPair]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,9 @@ class PairInputConfig:
     """How pairs become model inputs (see :mod:`valan.discriminator_data`)."""
 
     max_instruction_length: int = 80  # tokens, <EOS> included
-    view: Literal["travel", "mean"] = "travel"  # view facing the direction of travel, or the panorama's mean
+    # travel: the view facing the next viewpoint; arrival: the view facing the direction of arrival (what an agent
+    # sees before choosing its move); mean: the panorama's mean
+    view: Literal["travel", "arrival", "mean"] = "travel"
     use_visual: bool = True  # false: zero visual features (geometry and language only)
 
 
@@ -70,7 +72,7 @@ class DiscriminatorLearningConfig:
 
 
 @dataclass
-class DiscriminatorRunConfig:
+class SupervisedRunConfig:
     """Budget, evaluation, checkpoints. A run stops at whichever budget is reached first."""
 
     total_steps: int = 2000
@@ -93,7 +95,7 @@ class DiscriminatorConfig:
     model: DiscriminatorModelConfig = field(default_factory=DiscriminatorModelConfig)
     negatives: NegativeConfig = field(default_factory=NegativeConfig)
     learning: DiscriminatorLearningConfig = field(default_factory=DiscriminatorLearningConfig)
-    run: DiscriminatorRunConfig = field(default_factory=DiscriminatorRunConfig)
+    run: SupervisedRunConfig = field(default_factory=SupervisedRunConfig)
 
     def __post_init__(self) -> None:
         if self.learning.loss == "in_batch_softmax" and self.model.type != "two_tower":
@@ -208,19 +210,37 @@ def in_batch_loss(model: TwoTowerDiscriminator, batch: dict[str, torch.Tensor],
     return in_batch_softmax_loss(logits.masked_fill(same, float("-inf")))
 
 
-def epoch_pairs(sampler: NegativeSampler, config: DiscriminatorConfig, epoch: int) -> list[Pair]:
-    """The training pairs of one epoch: fresh negatives (seeded by the run seed and the epoch), in episodes of
-    shuffled order with each episode's positive and negatives kept together (so a batch encodes few distinct
-    instructions and contrasts each with its own negatives)."""
-    seed = config.run.seed * 1_000_003 + epoch
-    types = [] if config.learning.loss == "in_batch_softmax" else config.learning.negative_types
-    groups: list[list[Pair]] = []
-    for pair in sampler.pairs(seed, types):
-        if pair.label == 1:
-            groups.append([])
-        groups[-1].append(pair)
-    order = np.random.default_rng([config.run.seed, epoch]).permutation(len(groups))
-    return [pair for i in order for pair in groups[i]]
+class PairBatches:
+    """Training pairs served in batches, epoch after epoch, with fresh negatives each epoch.
+
+    Epoch ``e`` draws negatives of ``types`` with seed ``seed * 1_000_003 + e`` and visits the episodes in a
+    shuffled order, each episode's positive and negatives together (so a batch encodes few distinct instructions
+    and contrasts each with its own negatives). A batch never spans two epochs.
+    """
+
+    def __init__(self, sampler: NegativeSampler, types: Sequence[str], seed: int, batch_size: int):
+        self.sampler, self.types, self.seed, self.batch_size = sampler, list(types), seed, batch_size
+        self.epoch = -1
+        self._start_epoch(0)
+
+    def _start_epoch(self, epoch: int) -> None:
+        groups: list[list[Pair]] = []
+        for pair in self.sampler.pairs(self.seed * 1_000_003 + epoch, self.types):
+            if pair.label == 1:
+                groups.append([])
+            groups[-1].append(pair)
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(groups))
+        self.pairs = [pair for i in order for pair in groups[i]]
+        positives = len(groups)
+        self.negatives_per_positive = (len(self.pairs) - positives) / max(positives, 1)
+        self.epoch, self.position = epoch, 0
+
+    def next(self) -> list[Pair]:
+        if self.position + self.batch_size > len(self.pairs):
+            self._start_epoch(self.epoch + 1)
+        chunk = self.pairs[self.position:self.position + self.batch_size]
+        self.position += self.batch_size
+        return chunk
 
 
 def load_episodes(data: DataConfig, files: Sequence[str]) -> list[R2REpisode]:
@@ -230,9 +250,38 @@ def load_episodes(data: DataConfig, files: Sequence[str]) -> list[R2REpisode]:
     return episodes
 
 
-def train(config: DiscriminatorConfig, out: Path, resume: bool = False) -> dict[str, float]:
-    """Train a discriminator, evaluating and checkpointing every ``run.eval_every_steps``; returns the last
-    evaluation metrics (``{split}/auc/{type}``)."""
+@dataclass
+class PairData:
+    """What a pair-level trainer reads: graphs, vocabulary, features, and the train/validation episodes."""
+
+    connectivity: Connectivity
+    vocab: Vocabulary
+    features: FeatureStore
+    train: NegativeSampler
+    eval: dict[str, NegativeSampler]
+
+
+def prepare_pair_data(data: DataConfig, negatives: NegativeConfig) -> PairData:
+    connectivity = Connectivity(data.resolve(data.connectivity))
+    return PairData(connectivity, Vocabulary.load(data.resolve(data.vocab)), open_features(data),
+                    NegativeSampler(load_episodes(data, data.train), connectivity, negatives),
+                    {split: NegativeSampler(load_episodes(data, [name]), connectivity, negatives)
+                     for split, name in data.eval.items()})
+
+
+def supervised_loop(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, run: SupervisedRunConfig,
+                    out: Path, config: Any, vocab: Vocabulary, *, batch_loss: Callable[[], torch.Tensor],
+                    evaluate_splits: Callable[[], dict[str, dict[str, float]]],
+                    checkpoint_extras: Callable[[], dict[str, Any]], epoch: Callable[[], int],
+                    grad_clip: float, resume: bool = False) -> dict[str, float]:
+    """The shared loop of ``train-discriminator`` and ``pretrain-alignment``.
+
+    Steps ``batch_loss()`` with Adam-style ``optimizer`` until ``run.total_steps`` or a time budget; every
+    ``run.eval_every_steps`` (and at the end) runs ``evaluate_splits()`` (split -> scalars), logs to
+    ``metrics.jsonl`` and TensorBoard (``tb/``), and saves an atomic checkpoint (``checkpoints/``; model, optimizer,
+    step, config, ``config.problem``, vocab, plus ``checkpoint_extras()``). Returns the last evaluation as
+    ``{split}/{scalar}``.
+    """
     import json
 
     from torch.utils.tensorboard import SummaryWriter
@@ -241,25 +290,6 @@ def train(config: DiscriminatorConfig, out: Path, resume: bool = False) -> dict[
     from valan.checkpoint import CheckpointManager, load_checkpoint
     from valan.config import save_config
 
-    run, learning = config.run, config.learning
-    if run.num_threads > 0:
-        torch.set_num_threads(run.num_threads)
-    torch.manual_seed(run.seed)
-    data = config.data
-    connectivity = Connectivity(data.resolve(data.connectivity))
-    vocab = Vocabulary.load(data.resolve(data.vocab))
-    features = open_features(data)
-    encoder = make_encoder(config, connectivity, vocab, features)
-    sampler = NegativeSampler(load_episodes(data, data.train), connectivity, config.negatives)
-    eval_pairs = {split: NegativeSampler(load_episodes(data, [name]), connectivity, config.negatives)
-                  .pairs(run.eval_seed, learning.negative_types) for split, name in data.eval.items()}
-    print(f"discriminator: {len(sampler.episodes)} training instructions from {', '.join(data.train)}; "
-          + "; ".join(f"{split}: {len(p)} pairs" for split, p in eval_pairs.items()))
-    if features.synthetic:
-        print(SYNTHETIC_NOTE)
-
-    model = build_discriminator(to_dict(config.model), len(vocab), features.dim)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning.lr)
     checkpoints = CheckpointManager(out / "checkpoints", keep_last=run.keep_last)
     step = 0
     if resume:
@@ -278,53 +308,33 @@ def train(config: DiscriminatorConfig, out: Path, resume: bool = False) -> dict[
     writer = SummaryWriter(str(out / "tb"))
     metrics: dict[str, float] = {}
     started, started_cpu = time.monotonic(), time.process_time()
-    epoch, position, pairs = 0, 0, epoch_pairs(sampler, config, 0)
-
-    def balanced_weight() -> float:  # negatives per positive of the current epoch
-        n_pos = sum(p.label for p in pairs)
-        return (len(pairs) - n_pos) / max(n_pos, 1)
-
-    pos_weight = learning.pos_weight or balanced_weight()
     with open(out / "metrics.jsonl", "a", encoding="utf-8") as log, \
-            tqdm(total=run.total_steps, initial=step, desc="train-discriminator", unit="step") as bar:
+            tqdm(total=run.total_steps, initial=step, desc=name, unit="step") as bar:
         def record(split: str, scalars: dict[str, float]) -> None:
-            for name, value in scalars.items():
-                writer.add_scalar(f"{split}/{name}", value, step)
+            for key, value in scalars.items():
+                writer.add_scalar(f"{split}/{key}", value, step)
             log.write(json.dumps({"step": step, "split": split, "elapsed_s": round(time.monotonic() - started, 1),
                                   "cpu_s": round(time.process_time() - started_cpu, 1), **scalars}) + "\n")
             log.flush()
 
         def evaluate_and_save() -> None:
             metrics.clear()
-            for split, split_pairs in eval_pairs.items():
-                result = evaluate(model, encoder, split_pairs, run.eval_batch_size)
+            for split, result in evaluate_splits().items():
                 record(split, result)
                 metrics.update({f"{split}/{k}": v for k, v in result.items()})
             checkpoints.save(step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                                    "config": to_dict(config), "problem": "discriminator", "vocab": vocab.tokens,
-                                    "feature_dim": features.dim, "synthetic_features": features.synthetic,
-                                    "eval_metrics": dict(metrics)})
-            bar.set_postfix({k.replace("/auc/", ":"): f"{v:.3f}" for k, v in metrics.items() if k.endswith("all")})
+                                    "config": to_dict(config), "problem": config.problem, "vocab": vocab.tokens,
+                                    "eval_metrics": dict(metrics), **checkpoint_extras()})
+            bar.set_postfix({k: f"{v:.3f}" for k, v in list(metrics.items())[:3]})
 
         model.train()
         losses: list[float] = []
         while step < run.total_steps:
-            if position + learning.batch_size > len(pairs):
-                epoch, position = epoch + 1, 0
-                pairs = epoch_pairs(sampler, config, epoch)
-                pos_weight = learning.pos_weight or balanced_weight()
-            chunk = pairs[position:position + learning.batch_size]
-            position += learning.batch_size
-            batch = collate([encoder.encode(p) for p in chunk])
-            if learning.loss == "in_batch_softmax":
-                loss = in_batch_loss(model, batch, [p.path_id for p in chunk])
-            else:
-                labels = torch.tensor([float(p.label) for p in chunk])
-                loss = pair_loss(model, batch, labels, learning, pos_weight)
+            loss = batch_loss()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if learning.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), learning.grad_clip)
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
             step += 1
             bar.update(1)
@@ -333,7 +343,7 @@ def train(config: DiscriminatorConfig, out: Path, resume: bool = False) -> dict[
                            or (run.total_cpu_minutes > 0
                                and time.process_time() - started_cpu >= 60 * run.total_cpu_minutes))
             if step % 50 == 0:
-                record("train", {"loss": float(np.mean(losses)), "epoch": epoch})
+                record("train", {"loss": float(np.mean(losses)), "epoch": epoch()})
                 losses.clear()
             if step % run.eval_every_steps == 0 or step == run.total_steps or out_of_time:
                 evaluate_and_save()
@@ -341,3 +351,37 @@ def train(config: DiscriminatorConfig, out: Path, resume: bool = False) -> dict[
                 break
     writer.close()
     return metrics
+
+
+def train(config: DiscriminatorConfig, out: Path, resume: bool = False) -> dict[str, float]:
+    """Train a discriminator; returns the last evaluation (``{split}/auc/{type}``)."""
+    run, learning = config.run, config.learning
+    if run.num_threads > 0:
+        torch.set_num_threads(run.num_threads)
+    torch.manual_seed(run.seed)
+    data = prepare_pair_data(config.data, config.negatives)
+    encoder = make_encoder(config, data.connectivity, data.vocab, data.features)
+    in_batch = learning.loss == "in_batch_softmax"
+    batches = PairBatches(data.train, [] if in_batch else learning.negative_types, run.seed, learning.batch_size)
+    eval_pairs = {split: sampler.pairs(run.eval_seed, learning.negative_types) for split, sampler in data.eval.items()}
+    print(f"discriminator: {len(data.train.episodes)} training instructions from {', '.join(config.data.train)}; "
+          + "; ".join(f"{split}: {len(p)} pairs" for split, p in eval_pairs.items()))
+    if data.features.synthetic:
+        print(SYNTHETIC_NOTE)
+    model = build_discriminator(to_dict(config.model), len(data.vocab), data.features.dim)
+
+    def batch_loss() -> torch.Tensor:
+        chunk = batches.next()
+        batch = collate([encoder.encode(p) for p in chunk])
+        if in_batch:
+            return in_batch_loss(model, batch, [p.path_id for p in chunk])
+        labels = torch.tensor([float(p.label) for p in chunk])
+        return pair_loss(model, batch, labels, learning, learning.pos_weight or batches.negatives_per_positive)
+
+    return supervised_loop(
+        "train-discriminator", model, torch.optim.Adam(model.parameters(), lr=learning.lr), run, out, config,
+        data.vocab, batch_loss=batch_loss,
+        evaluate_splits=lambda: {split: evaluate(model, encoder, pairs, run.eval_batch_size)
+                                 for split, pairs in eval_pairs.items()},
+        checkpoint_extras=lambda: {"feature_dim": data.features.dim, "synthetic_features": data.features.synthetic},
+        epoch=lambda: batches.epoch, grad_clip=learning.grad_clip, resume=resume)
