@@ -84,7 +84,10 @@ def test_evaluate_accepts_id_or_route_id_and_checks_every_prediction(graph):
         [{"id": 9, "trajectory": ["S", "E"]}, predictions[1]])
     assert "p.json: id 9: trajectory starts at 'X'" in error([{"id": 9, "trajectory": ["X"]}, predictions[1]])
     assert "unknown panorama 'Q'" in error([{"id": 9, "trajectory": ["S", "Q"]}, predictions[1]])
-    assert "fields 'id' and 'route_id' disagree" in error([{"id": 9, "route_id": 8, "trajectory": ["S"]}])
+    assert "id fields disagree: id=9, route_id=8" in error([{"id": 9, "route_id": 8, "trajectory": ["S"]}])
+    summary, _ = evaluate_streetview(routes, [{"instr_id": "9", "trajectory": ["S", "X", "N"]}, predictions[1]],
+                                     graph)  # the key `valan train` writes
+    assert summary["task_completion"] == 0.5
 
 
 def run_cli(capsys, *argv):

@@ -1,8 +1,9 @@
 """``valan evaluate streetview``: Touchdown metrics (task completion, SPD, SED) of predictions or a trained agent.
 
 Predictions: ``[{"id": ..., "trajectory": [panoid, ...]}]`` with ``id`` the route's ``route_id`` (Touchdown) or
-``id`` (map2seq); the key may also be named ``route_id``. Exactly one prediction per route of ``--data``; each
-trajectory starts at the route's start and moves along links. Definitions: ``valan.metrics.streetview``.
+``id`` (map2seq); the key may also be named ``route_id`` (or ``instr_id``, as in ``valan train``'s
+predictions). Exactly one prediction per route of ``--data``; each trajectory starts at the route's start and
+moves along links. Definitions: ``valan.metrics.streetview``.
 
 ``--checkpoint`` runs a trained Touchdown or map2seq agent (``valan train``) greedily on every route of
 ``--data`` instead (evaluation step limit: the config's ``env.eval_max_steps``).

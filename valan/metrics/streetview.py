@@ -28,7 +28,7 @@ from valan.envs.streetview.graph import UNREACHABLE, StreetGraph
 from valan.errors import InputError
 
 SUMMARY_KEYS = ("task_completion", "spd", "sed", "num_episodes")
-ID_KEYS = ("id", "route_id")
+ID_KEYS = ("id", "route_id", "instr_id")  # instr_id: as in the predictions `valan train` writes
 
 
 def remove_repeats(panoids: Sequence[str]) -> list[str]:
@@ -71,20 +71,21 @@ def score_episode(graph: StreetGraph, trajectory: Sequence[str], route: Sequence
 def _prediction_id(item: dict, n: int, source: str) -> str:
     present = [k for k in ID_KEYS if k in item]
     if not present:
-        raise InputError("missing field 'id' (or 'route_id')", source=source, record=f"record {n}")
+        raise InputError("missing field 'id' (or 'route_id', 'instr_id')", source=source, record=f"record {n}")
     values = {str(item[k]) for k in present}
     for k in present:
         if isinstance(item[k], bool) or not isinstance(item[k], (int, str)):
             raise InputError(f"field {k!r} must be an integer or a string, got {item[k]!r}", source=source,
                              record=f"record {n}")
     if len(values) > 1:
-        raise InputError(f"fields 'id' and 'route_id' disagree ({item['id']!r} vs {item['route_id']!r})",
-                         source=source, record=f"record {n}")
+        raise InputError(f"id fields disagree: {', '.join(f'{k}={item[k]!r}' for k in present)}", source=source,
+                         record=f"record {n}")
     return values.pop()
 
 
 def parse_predictions(records: object, source: str = "") -> dict[str, list[str]]:
-    """Panorama ids per route id from ``[{"id" | "route_id": ..., "trajectory": [panoid, ...]}]``.
+    """Panorama ids per route id from ``[{"id": ..., "trajectory": [panoid, ...]}]`` (the id's key may also be
+    ``route_id``, or ``instr_id`` as in the predictions files of ``valan train``).
 
     ``InputError`` naming ``source`` and the record for a wrong structure or a duplicate id.
     """

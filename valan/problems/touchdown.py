@@ -162,20 +162,15 @@ class TouchdownProblem(Problem):
         return agent_loss(agent, unroll, config.learning)
 
     def evaluate(self, config: TouchdownConfig, split: str, predictions: list[dict]) -> dict[str, float]:
-        """``task_completion``, ``spd``, ``sed``, ``num_episodes`` of ``predictions`` on ``split``.
-
-        Records may name the route ``id``, ``route_id`` or (as the training machinery's records do) ``instr_id``.
-        """
+        """``task_completion``, ``spd``, ``sed``, ``num_episodes`` of ``predictions`` on ``split`` (records keyed by
+        ``id``, ``route_id`` or, as the training machinery writes them, ``instr_id``)."""
         from valan.envs.streetview.dataset import load_routes
         from valan.metrics.streetview import evaluate_streetview
 
         files = split_files(config, split)
         routes = [r for f in files for r in load_routes(f)]
-        records = [{"id": p["instr_id"], "trajectory": p.get("trajectory")}
-                   if isinstance(p, dict) and "instr_id" in p and "id" not in p and "route_id" not in p else p
-                   for p in predictions]
-        summary, _ = evaluate_streetview(routes, records, graph(config), predictions_source=f"{split} predictions",
-                                         data_source=", ".join(files))
+        summary, _ = evaluate_streetview(routes, predictions, graph(config),
+                                         predictions_source=f"{split} predictions", data_source=", ".join(files))
         return summary
 
 
