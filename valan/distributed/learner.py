@@ -84,6 +84,7 @@ class Learner:
         self.problem, self.config = problem, config
         self.out_dir = Path(out_dir)
         self._resume, self._init_from_path = resume, init_from
+        self._ready = threading.Event()
 
     def setup(self) -> dict[str, Any]:
         """Build model, optimizer and feature table, restore or initialise weights, start the inference server;
@@ -126,6 +127,7 @@ class Learner:
         self._pending_eval: tuple[int, int, dict[str, torch.Tensor]] | None = None
         self._evaluated_up_to = self.env_steps
         self._checkpointed_up_to = self.env_steps
+        self._ready.set()
         return {"device": str(self.device), "step": self.step, "env_steps": self.env_steps,
                 "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None,
                 "parameters": sum(p.numel() for p in self.agent.parameters())}
@@ -134,6 +136,7 @@ class Learner:
     def infer(self, actor_id: int, incarnation: str, obs: dict[str, np.ndarray], reward: np.ndarray,
               done: np.ndarray, first: np.ndarray) -> np.ndarray | None:
         """Actions for a training actor's slots, or ``None`` once training is over (the actor then stops)."""
+        self._ready.wait()
         if self._finished.is_set():
             return None
         return self.server.infer(actor_id, incarnation, obs, reward, done, first)
@@ -141,6 +144,7 @@ class Learner:
     def infer_eval(self, actor_id: int, incarnation: str, obs: dict[str, np.ndarray],
                    first: np.ndarray) -> np.ndarray:
         """Greedy actions of the evaluation snapshot (see :meth:`begin_evaluation`)."""
+        self._ready.wait()
         return self.server.infer(actor_id, incarnation, obs, None, None, first, evaluation=True)
 
     # -------------------------------------------------------------------------------- called by the driver
@@ -151,6 +155,7 @@ class Learner:
 
     def progress(self) -> dict[str, Any]:
         """Counters, the latest training statistics, whether an evaluation is due, whether training finished."""
+        self._ready.wait()
         with self._lock:
             return {"step": self.step, "env_steps": self.env_steps, "finished": self._finished.is_set(),
                     "error": self._error, "stats": dict(self._last_stats),

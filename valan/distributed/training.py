@@ -16,6 +16,7 @@ eval actors at step 0 (the untrained policy), every ``run.eval_every_env_steps``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -23,10 +24,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from valan.checkpoint import CheckpointManager
 from valan.config import TrainConfig
 from valan.distributed.actor import EnvActor
 from valan.distributed.evaluation import EvalAggregator, assign_splits
 from valan.distributed.learner import Learner
+from valan.errors import InputError
 from valan.problems import Problem
 
 ACTOR_MAX_RESTARTS = 3  # Ray restarts a failed actor this many times; then the driver replaces it
@@ -135,6 +138,8 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
 
     started = time.monotonic()
     out_dir = Path(out_dir)
+    if resume and CheckpointManager(out_dir / "checkpoints").latest() is None:
+        raise InputError("no checkpoint to resume from", source=str(out_dir / "checkpoints"))
     dist = config.distributed
     eval_splits = list(config.data.eval)
     assignment = assign_splits(eval_splits, dist.num_eval_actors) if eval_splits else []
@@ -142,11 +147,7 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
     run_id = uuid.uuid4().hex[:8]  # names the run's Ray actors: valan-<run_id>-learner, -actor-<i>, -eval-<i>
     learner = ray.remote(Learner).options(name=f"valan-{run_id}-learner", **learner_options).remote(
         problem, config, str(out_dir), resume, init_from)
-    try:
-        info = ray.get(learner.setup.remote())
-    except ray.exceptions.RayError as e:
-        ray.kill(learner, no_restart=True)
-        raise _unwrap(e) from None
+    setup = learner.setup.remote()
     actor_class = ray.remote(EnvActor)
 
     def start_actor(name: str, actor_id: int):
@@ -157,7 +158,9 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
     def make_actor(i: int):
         return start_actor(f"actor-{i}-{uuid.uuid4().hex[:4]}", i)
 
+    # Actors start up while the learner sets up; their requests wait for it, then for the trainer (backpressure).
     eval_actors = [start_actor(f"eval-{i}", EVAL_ACTOR_ID_BASE + i) for i in range(len(assignment))]
+    supervisor = _Supervisor(make_actor, dist.num_actors, learner)
     aggregator = EvalAggregator(problem, config, out_dir)
     evaluations: dict[int, dict[str, dict[str, float]]] = {}
     inflight: dict[Any, tuple[str, int, int]] = {}
@@ -168,7 +171,7 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
             for split in splits:
                 inflight[actor.evaluate.remote(split)] = (split, step, env_steps)
 
-    def collect_evaluations(timeout: float) -> None:
+    def collect_evaluations(timeout: float | None) -> None:
         if not inflight:
             return
         ready, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=timeout)
@@ -177,14 +180,18 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
             metrics = aggregator.record(split, step, env_steps, ray.get(ref))
             evaluations.setdefault(step, {})[split] = metrics
 
-    if assignment and info["step"] == 0:
-        start_evaluation(current=True)  # the untrained policy, for comparison
-        collect_evaluations(timeout=None)
-    ray.get(learner.start.remote())
-    supervisor = _Supervisor(make_actor, dist.num_actors, learner)
-    bar = tqdm(total=config.run.total_env_steps, initial=info["env_steps"], unit="env step", disable=not show_progress,
-               dynamic_ncols=True)
+    bar = None
     try:
+        try:
+            info = ray.get(setup)
+        except ray.exceptions.RayError as e:
+            raise _unwrap(e) from None
+        if assignment and info["step"] == 0:
+            start_evaluation(current=True)  # the untrained policy, for comparison
+            collect_evaluations(timeout=None)
+        ray.get(learner.start.remote())
+        bar = tqdm(total=config.run.total_env_steps, initial=info["env_steps"], unit="env step",
+                   disable=not show_progress, dynamic_ncols=True)
         while True:
             supervisor.poll(POLL_S)
             collect_evaluations(timeout=0)
@@ -205,15 +212,15 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
             collect_evaluations(timeout=None)
         actor_nodes = ray.get([actor.node_id.remote() for actor in supervisor.actors])
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         supervisor.kill()
         for actor in eval_actors:
             ray.kill(actor, no_restart=True)
-        try:
+        with contextlib.suppress(ray.exceptions.RayError):
             ray.get(learner.close.remote(), timeout=30)
-        finally:
-            ray.kill(learner, no_restart=True)
-            aggregator.close()
+        ray.kill(learner, no_restart=True)
+        aggregator.close()
     if summary["error"]:
         raise RuntimeError(f"learner failed: {summary['error']}")
     return TrainResult(out_dir=out_dir, step=summary["step"], env_steps=summary["env_steps"],
