@@ -2,8 +2,8 @@
 
 One process (a Ray actor, on the GPU when there is one) runs three things at once:
 - the :class:`~valan.distributed.inference.InferenceServer` batching thread, answering actors' requests;
-- the trainer thread: takes ``B`` unrolls from the bounded queue, runs ``valan.losses.train_step`` on them and
-  bumps the policy version (= learner steps);
+- the trainer thread: takes ``B`` unrolls from the bounded queue, runs ``valan.training.train_step`` with the
+  problem's loss on them and bumps the policy version (= learner steps);
 - control calls from the driver (progress, evaluation snapshots, retiring dead actors, stopping).
 
 Evaluations use a second copy of the model (sharing the feature table) loaded with a snapshot of the weights
@@ -32,19 +32,9 @@ from valan.distributed.inference import InferenceServer, Unroll, split_unroll, s
 from valan.errors import InputError
 from valan.losses import teacher_forcing_probability
 from valan.problems import Problem
+from valan.training import make_optimizer, to_tensors, train_step
 
 LOG_EVERY_S = 5.0  # seconds between TensorBoard scalar writes
-
-
-def unroll_to_torch(unroll: Unroll, device: torch.device) -> dict[str, Any]:
-    """Numpy unroll block -> tensors on ``device`` (``initial_state`` stays a tuple)."""
-    out: dict[str, Any] = {}
-    for key, value in unroll.items():
-        if key == "initial_state":
-            out[key] = tuple(torch.from_numpy(np.ascontiguousarray(v)).to(device) for v in value)
-        else:
-            out[key] = torch.from_numpy(np.ascontiguousarray(value)).to(device)
-    return out
 
 
 def _tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -98,7 +88,7 @@ class Learner:
         features = torch.as_tensor(problem.feature_table(config)).to(self.device)
         self.agent = problem.make_agent(config, features).to(self.device)
         self.eval_agent = problem.make_agent(config, features).to(self.device).eval()
-        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.learning.lr)
+        self.optimizer = make_optimizer(self.agent, config.learning)
         self.step = 0
         self.env_steps = 0
         self.checkpoints = CheckpointManager(self.out_dir / "checkpoints", keep_last=config.run.keep_last)
@@ -229,15 +219,6 @@ class Learner:
             return True
         return run.total_minutes > 0 and time.monotonic() - started >= 60.0 * run.total_minutes
 
-    def _train_step(self, unroll: dict[str, Any]) -> dict[str, float]:
-        loss, stats = self.problem.loss(self.agent, unroll, self.config)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.learning.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.agent.parameters(), self.config.learning.grad_clip)
-        self.optimizer.step()
-        return stats
-
     def _train_loop(self) -> None:
         started = last_log = time.monotonic()
         steps_at_log, env_steps_at_log = self.step, self.env_steps
@@ -247,9 +228,10 @@ class Learner:
                 if batch is None:
                     break
                 lag = float(np.mean(self.step - batch["policy_version"][:-1]))
-                unroll = unroll_to_torch(batch, self.device)
+                unroll = to_tensors(batch, self.device)
                 self.agent.train()
-                stats = self._train_step(unroll)
+                stats = train_step(self.agent, self.optimizer, unroll, self.config, self.step,
+                                   loss_fn=self.problem.loss)
                 with self._lock:
                     self.step += 1
                     self.env_steps += self.unroll_length * self.batch_size

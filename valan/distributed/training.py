@@ -199,7 +199,7 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
             if progress["error"]:
                 raise RuntimeError(f"learner failed: {progress['error']}")
             bar.update(progress["env_steps"] - bar.n)
-            bar.set_postfix(_postfix(progress, evaluations), refresh=False)
+            bar.set_postfix(_postfix(progress, evaluations, problem.metric_names), refresh=False)
             if progress["finished"]:
                 break
             if progress["eval_pending"] and assignment and not inflight:
@@ -229,16 +229,17 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
                        actor_nodes=actor_nodes, seconds=time.monotonic() - started)
 
 
-def _postfix(progress: dict[str, Any], evaluations: dict[int, dict[str, dict[str, float]]]) -> dict[str, str]:
+def _postfix(progress: dict[str, Any], evaluations: dict[int, dict[str, dict[str, float]]],
+             metric_names: tuple[str, ...]) -> dict[str, str]:
     stats = progress["stats"]
     out = {"step": str(progress["step"])}
     if "loss" in stats:
         out["loss"] = f"{stats['loss']:.3f}"
     if "env_steps_per_s" in stats:
         out["env/s"] = f"{stats['env_steps_per_s']:.0f}"
-    if evaluations:
-        latest = evaluations[max(evaluations)]
-        split, metrics = next(iter(latest.items()))
-        name = next(iter(metrics))
-        out[f"{split} {name}"] = f"{metrics[name]:.3f}"
+    if evaluations and metric_names:
+        split, metrics = next(iter(evaluations[max(evaluations)].items()))
+        name = metric_names[0]
+        if name in metrics:
+            out[f"{split} {name}"] = f"{metrics[name]:.3f}"
     return out
