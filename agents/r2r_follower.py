@@ -28,7 +28,7 @@ import math
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn import functional as F
 
 from valan.agents.base import AgentOutput, mask_logits
 from valan.text import PAD_ID
@@ -39,25 +39,35 @@ State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class InstructionEncoder(nn.Module):
-    """Word embedding and a bidirectional LSTM: token ids ``(N, L)`` -> encodings ``(N, L, H)`` and mask ``(N, L)``."""
+    """Word embedding and a bidirectional LSTM: token ids ``(N, L)`` -> encodings ``(N, L, H)`` and mask ``(N, L)``.
+
+    The two directions are separate LSTMs over padded batches; the backward one reads each instruction reversed
+    within its own length, so padding never enters a valid position. (Packed sequences give the same result
+    but their backward pass on CPU costs several times more.) Padding positions encode to zeros.
+    """
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int):
         super().__init__()
         if hidden_dim % 2:
             raise ValueError(f"hidden_dim must be even (two LSTM directions), got {hidden_dim}")
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
-        self.lstm = nn.LSTM(embed_dim, hidden_dim // 2, batch_first=True, bidirectional=True)
+        self.forward_lstm = nn.LSTM(embed_dim, hidden_dim // 2, batch_first=True)
+        self.backward_lstm = nn.LSTM(embed_dim, hidden_dim // 2, batch_first=True)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         full_length = tokens.shape[1]
-        lengths = lengths.clamp(min=1, max=full_length)
-        cpu_lengths = lengths.cpu()
-        longest = int(cpu_lengths.max())
-        packed = pack_padded_sequence(self.embedding(tokens[:, :longest]), cpu_lengths, batch_first=True,
-                                      enforce_sorted=False)
-        encoded, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=full_length)
-        mask = torch.arange(full_length, device=tokens.device) < lengths.unsqueeze(1)
-        return encoded, mask
+        lengths = lengths.clamp(min=1, max=full_length).unsqueeze(1)
+        longest = int(lengths.max())
+        position = torch.arange(longest, device=tokens.device)
+        valid = position < lengths
+        reverse = torch.where(valid, lengths - 1 - position, position)  # (N, longest), its own inverse
+        embedded = self.embedding(tokens[:, :longest])
+        forward, _ = self.forward_lstm(embedded)
+        backward, _ = self.backward_lstm(embedded.gather(1, reverse.unsqueeze(-1).expand_as(embedded)))
+        backward = backward.gather(1, reverse.unsqueeze(-1).expand_as(backward))
+        encoded = torch.cat([forward, backward], dim=-1) * valid.unsqueeze(-1)
+        encoded = F.pad(encoded, (0, 0, 0, full_length - longest))
+        return encoded, torch.arange(full_length, device=tokens.device) < lengths
 
 
 class VisualEncoder(nn.Module):
@@ -165,19 +175,22 @@ class R2RFollower(nn.Module):
         previous_action = self.geometry(obs["previous_action_geometry"].float())  # (T, B, G)
         texts, text_masks = self._instruction_per_step(obs, first, text, text_mask)
 
+        # Per-step slices via unbind: one stacked gradient instead of a full-size zero tensor per indexing.
+        step_views, step_texts, step_text_masks = views.unbind(0), texts.unbind(0), text_masks.unbind(0)
+        step_previous_action = previous_action.unbind(0)
         features = []
         for t in range(T):
             keep = (~first[t]).to(h.dtype)[:, None, None]
             h, c = h * keep, c * keep
-            x = torch.cat([self.view_pooling(h[:, -1], views[t]), previous_action[t]], dim=-1)
+            x = torch.cat([self.view_pooling(h[:, -1], step_views[t]), step_previous_action[t]], dim=-1)
             hs, cs = [], []
             for layer, cell in enumerate(self.core):
                 x, c_layer = cell(x, (h[:, layer], c[:, layer]))
                 hs.append(x)
                 cs.append(c_layer)
             h, c = torch.stack(hs, dim=1), torch.stack(cs, dim=1)
-            text_context = self.text_attention(x, texts[t], text_masks[t])
-            visual_context = self.visual_attention(text_context, views[t])
+            text_context = self.text_attention(x, step_texts[t], step_text_masks[t])
+            visual_context = self.visual_attention(text_context, step_views[t])
             features.append(torch.cat([x, text_context, visual_context], dim=-1))
         f = torch.tanh(self.state_projection(self.dropout(torch.stack(features))))  # (T, B, H)
         logits = torch.einsum("tbh,tbkh->tbk", f, candidates) / math.sqrt(self.hidden_dim)

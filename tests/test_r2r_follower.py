@@ -91,7 +91,7 @@ def test_invalid_candidates_are_masked_and_shapes_follow_the_contract(setup):
     assert torch.all(out.logits[~invalid] > MASKED_LOGIT / 2)
     assert [s.shape[0] for s in state] == [5] * 4  # batch-first state
     out.logits[~invalid].sum().backward()
-    assert agent.instruction_encoder.lstm.weight_ih_l0.grad.abs().sum() > 0  # the encoder learns
+    assert agent.instruction_encoder.backward_lstm.weight_ih_l0.grad.abs().sum() > 0  # the encoder learns
     assert agent.visual_encoder.projection.weight.grad.abs().sum() > 0
 
 
