@@ -177,3 +177,62 @@ def test_rolled_features_in_observations_match_the_store(tmp_path):
     table = env.feature_table()
     assert table.shape == (len(g), 8, 6)
     np.testing.assert_array_equal(table[int(obs["panorama"])], raw)
+
+
+class TouchdownRules:
+    """The Touchdown navigator's rules (lil-lab/touchdown ``base_navigator.py``), re-implemented as a reference:
+    links keyed by integer heading in file order; FORWARD needs the heading to be a link heading, then snaps to
+    the new panorama's link nearest the old heading (first listed on ties); LEFT/RIGHT go to the nearest link
+    heading counter-clockwise/clockwise other than the current one; moves into panoramas with fewer than two
+    links are refused."""
+
+    def __init__(self, graph_dir):
+        self.links: dict[str, dict[int, str]] = {}
+        for line in (graph_dir / "links.txt").read_text().splitlines():
+            start, heading, end = line.split(",")
+            self.links.setdefault(start, {})[int(heading)] = end
+
+    def nearest(self, heading: int, panoid: str, how: str) -> int:
+        best, best_diff = heading, None
+        for h in self.links.get(panoid, {}):
+            if h == heading and how != "forward":
+                continue
+            diff = {"forward": 180 - abs(abs(h - heading) - 180), "left": (heading - h) % 360,
+                    "right": (h - heading) % 360}[how]
+            if best_diff is None or diff < best_diff:
+                best, best_diff = h, diff
+        return best
+
+    def step(self, panoid: str, heading: int, action: int) -> tuple[str, int, bool]:
+        """``(panoid, heading, refused)`` after FORWARD (0), LEFT (1) or RIGHT (2)."""
+        if action == FORWARD:
+            target = self.links[panoid].get(heading, panoid)
+            if len(self.links.get(target, {})) < 2:
+                return panoid, heading, True
+            return target, self.nearest(heading, target, "forward"), False
+        return panoid, self.nearest(heading, panoid, "left" if action == LEFT else "right"), False
+
+
+def test_oracle_actions_replay_identically_under_touchdown_navigator_rules(shared_streetview):
+    """map2seq routes start on a link heading, where valan's rules and Touchdown's agree: replaying the oracle's
+    actions with Touchdown's rules visits the same panoramas, except where Touchdown refuses a dead end."""
+    rules = TouchdownRules(shared_streetview / "graph")
+    env = BatchedTouchdownEnv(1, data=shared_streetview / "map2seq_seen_dev.jsonl", graph=shared_streetview / "graph",
+                              evaluation=True, max_steps=60)
+    obs, _ = env.reset()
+    same = refused = 0
+    while not env.finished:
+        route = env.world.routes[int(env._slots.episode[0])]
+        panoid, heading, path, was_refused = route.start, int(route.start_heading), [route.start], False
+        while True:
+            action = int(obs["oracle_next_action"][0])
+            obs, _, _, infos = env.step(np.array([action]))
+            if action == STOP:
+                break
+            panoid, heading, r = rules.step(panoid, heading, action)
+            was_refused |= r
+            if panoid != path[-1]:
+                path.append(panoid)
+        refused += was_refused
+        same += not was_refused and path == infos["finished"][0]["trajectory"]
+    assert (same, refused) == (799, 1)

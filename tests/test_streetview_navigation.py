@@ -91,12 +91,16 @@ def test_graph_file_errors_name_file_and_line(tmp_path):
         read_graph(tmp_path / "missing")
 
 
-def test_facing_link_is_the_nearest_heading_ties_go_clockwise(graph):
-    x = at(graph, "X")
+def test_facing_link_is_the_nearest_heading_ties_go_to_the_first_listed(graph):
+    x, n = at(graph, "X"), at(graph, "N")
     assert graph.link_heading[facing_link(graph, x, 10.0)] == 0
     assert graph.link_heading[facing_link(graph, x, 350.0)] == 0
-    assert graph.link_heading[facing_link(graph, x, 45.0)] == 90  # tie between 0 and 90: clockwise wins
-    assert graph.link_heading[facing_link(graph, x, 315.0)] == 0  # tie between 270 and 0: clockwise wins
+    assert graph.link_heading[facing_link(graph, x, 80.0)] == 90
+    # Ties: the link listed first in links.txt wins (Touchdown's navigator), whatever side it is on.
+    assert graph.link_heading[facing_link(graph, x, 45.0)] == 0  # X,0 is listed before X,90
+    assert graph.link_heading[facing_link(graph, x, 315.0)] == 0  # ... and before X,270
+    assert graph.link_heading[facing_link(graph, n, 271.0)] == 180  # N,180 is listed before N,2 (both 91 away)
+    assert graph.link_heading[facing_link(graph, n, 91.0)] == 180
 
 
 def test_forward_takes_the_facing_link_and_its_heading(graph):

@@ -52,6 +52,8 @@ class StreetGraph:
             ``link_offsets[i + 1] - 1``, sorted by heading (ties keep the file's order).
         link_heading: ``(E,)`` float32 heading of each link in ``[0, 360)``, degrees clockwise from north.
         link_target: ``(E,)`` int32 index of each link's end panorama.
+        link_rank: ``(E,)`` int32 position of each link in the input (``links.txt`` line order); movement rules
+            break ties between equally near links by it, as Touchdown's navigator does.
         neighbor_offsets, neighbor_indices: CSR of the undirected adjacency (sorted neighbour indices).
     """
 
@@ -70,6 +72,7 @@ class StreetGraph:
         order = np.lexsort((heading, source))  # by source, then heading; stable for equal headings
         self.link_heading = heading[order].astype(np.float32)
         self.link_target = target[order].astype(np.int32)
+        self.link_rank = order.astype(np.int32)
         self.link_offsets = np.zeros(n + 1, np.int64)
         np.cumsum(np.bincount(source, minlength=n), out=self.link_offsets[1:])
         rows = np.concatenate([source, target])
