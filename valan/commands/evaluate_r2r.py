@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--baseline", choices=BASELINE_CHOICES,
                         help="score baseline agents instead of predictions: seeded random policy (STOP or a "
                              "neighbour, uniformly, at most 12 moves), shortest-path oracle, stop at the start")
+    source.add_argument("--checkpoint", type=Path,
+                        help="a valan train checkpoint: run the trained agent greedily over every instruction of "
+                             "--data, then score its predictions")
+    parser.add_argument("--save-predictions", type=Path, metavar="FILE",
+                        help="with --checkpoint: also write the agent's predictions (leaderboard format) here")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (rates in [0, 1], distances in metres) instead of a table")
@@ -55,8 +60,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.baseline is not None:
         return score_baselines(args)
+    if args.checkpoint is not None:
+        from valan.distributed.evaluation import checkpoint_episodes, leaderboard_predictions
+        from valan.fileio import write_json
+
+        predictions = leaderboard_predictions(checkpoint_episodes(args.checkpoint, args.data, args.connectivity))
+        status = score_predictions(args, predictions, source=str(args.checkpoint))
+        if args.save_predictions is not None:
+            write_json(args.save_predictions, predictions, indent=None)
+        return status
     if args.predictions is None:
-        raise InputError("nothing to score: give --predictions FILE or --baseline {random,shortest,stop,all}")
+        raise InputError("nothing to score: give --predictions FILE, --checkpoint CKPT or --baseline "
+                         "{random,shortest,stop,all}")
     return score_predictions(args, read_json(args.predictions), source=str(args.predictions))
 
 

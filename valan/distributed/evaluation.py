@@ -85,6 +85,41 @@ def greedy_episodes(env: Any, act: Callable[[dict[str, np.ndarray], np.ndarray],
     return episodes
 
 
+def checkpoint_episodes(checkpoint: str | Path, data: str | Path, connectivity: str | Path | None = None,
+                        num_envs: int = 16) -> list[dict[str, Any]]:
+    """Run a ``valan train`` checkpoint's agent greedily over every episode of the data file ``data``, in this
+    process (no Ray), with the same acting code as the eval actors. ``connectivity`` replaces the training
+    config's navigation graphs when given. Returns the environment's records of the finished episodes."""
+    import queue
+
+    from valan.checkpoint import load_checkpoint
+    from valan.config import config_from_dict
+    from valan.distributed.inference import InferenceServer
+    from valan.errors import InputError
+    from valan.problems import get_problem
+
+    state = load_checkpoint(checkpoint)
+    if "config" not in state or "model" not in state:
+        raise InputError("not a valan train checkpoint (no 'config' or 'model')", source=str(checkpoint))
+    config = config_from_dict(state["config"], source=str(checkpoint))
+    split = Path(data).stem
+    config.data.eval = {split: str(Path(data).resolve())}
+    if connectivity is not None:
+        config.data.connectivity = str(Path(connectivity).resolve())
+    problem = get_problem(config.problem)
+    agent = problem.make_agent(config, problem.feature_table(config))
+    problem.init_from(agent, state, source=str(checkpoint))
+    agent.eval()
+    env = problem.make_env(config, split, num_envs, config.run.seed, evaluation=True)
+    server = InferenceServer(agent, unroll_length=1, unroll_queue=queue.Queue(maxsize=1), max_batch=num_envs,
+                             max_wait_ms=0.0)
+    try:
+        return greedy_episodes(env, lambda obs, first: server.infer(0, "checkpoint", obs, None, None, first,
+                                                                    evaluation=True))
+    finally:
+        server.close()
+
+
 def assign_splits(splits: list[str], num_eval_actors: int) -> list[list[str]]:
     """Spread splits over eval actors round-robin: one actor runs all of a split (each episode exactly once)."""
     actors: list[list[str]] = [[] for _ in range(max(1, min(num_eval_actors, len(splits))))]
