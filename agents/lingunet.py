@@ -42,9 +42,9 @@ class TextEncoder(nn.Module):
 class LingUNet(nn.Module):
     """``forward(features (B, C, H, W), text (B, L), text_length (B,)) -> log-probabilities (B, H, W)``."""
 
-    def __init__(self, vocab_size: int, in_channels: int, channels: int = 32, levels: int = 2,
+    def __init__(self, vocab_size: int, in_channels: int, channels: int = 16, levels: int = 2,
                  embedding_size: int = 32, hidden_size: int = 32, kernel_size: int = 5, stride: int = 1,
-                 head_hidden_size: int = 32, dropout: float = 0.0):
+                 head_hidden_size: int = 16, dropout: float = 0.0):
         """``dropout`` applies to the word embeddings."""
         super().__init__()
         if levels < 1:

@@ -35,7 +35,6 @@ from valan.sdr import (
     split_by_route,
     target_cell,
 )
-from valan.text import Vocabulary
 
 TOUCHDOWN_GRID = PixelSpace(grid_height=100, grid_width=464)  # 8 x 8 pixel cells of the 3712 x 800 panorama
 
@@ -399,3 +398,11 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("valan: error:") and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_shipped_config_is_the_documented_defaults():
+    from valan.config import load_config, to_dict
+    from valan.configs import config_path
+    from valan.sdr import SDRConfig
+
+    assert to_dict(load_config(config_path("sdr.yaml"), schema=SDRConfig)) == to_dict(SDRConfig())

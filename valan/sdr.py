@@ -480,19 +480,19 @@ class SDRTargetConfig:
 class LingUNetConfig:
     """Sizes of ``valan.agents.lingunet.LingUNet``."""
 
-    channels: int = 32
+    channels: int = 16
     levels: int = 2
     embedding_size: int = 32
     hidden_size: int = 32  # per LSTM direction
     kernel_size: int = 5
     stride: int = 1  # 1: Chen et al. / VALAN; 2: Misra et al.
-    head_hidden_size: int = 32
+    head_hidden_size: int = 16
     dropout: float = 0.0  # on word embeddings
 
 
 @dataclass
 class SDRTrainingConfig:
-    steps: int = 300  # optimizer steps
+    steps: int = 200  # optimizer steps
     batch_size: int = 16
     lr: float = 1e-3  # Adam
     grad_clip: float = 5.0  # global gradient norm; 0 disables

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--panoramas", default=None,
                         help="comma-separated subset of main,pre,post (default: the checkpoint's data.panoramas)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="cpu", help="torch device")
+    parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, ...")
     parser.add_argument("--predictions", default=None, help="also write per-example predictions to this JSON file")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
 
@@ -40,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    config, vocab, model, state = load_sdr_model(args.checkpoint, args.device)
+    import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    config, vocab, model, state = load_sdr_model(args.checkpoint, device)
     panoramas = args.panoramas.split(",") if args.panoramas else config.data.panoramas
     examples, skipped = load_sdr(args.data, panoramas)
     features_config = config.features
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                          f"{state['in_channels']}", source=str(features_config.path or "synthetic"))
     dataset = SDRDataset(examples, vocab, feature_maps, config.data.max_text_length, config.target.sigma_px,
                          config.target.panorama_width_px, config.target.panorama_height_px)
-    summary, per_example = evaluate_model(model, dataset, args.batch_size, args.device)
+    summary, per_example = evaluate_model(model, dataset, args.batch_size, device)
     summary["skipped_not_visible"] = skipped
     summary["synthetic_features"] = feature_maps.synthetic
     if args.predictions:
