@@ -96,6 +96,30 @@ def test_full_batch_does_not_wait_for_the_deadline():
     assert time.monotonic() - start < 2.0
 
 
+def test_batch_runs_without_waiting_when_every_known_actor_is_waiting():
+    server = make_server(EchoAgent(), max_batch=1000, max_wait_ms=3000.0)
+    barrier = threading.Barrier(2)
+
+    def actor(actor_id, results):
+        for _ in range(3):
+            barrier.wait()
+            start = time.monotonic()
+            server.infer(actor_id, "a", {"x": np.array([1])}, None, None, np.ones(1, bool), evaluation=True)
+            results.append(time.monotonic() - start)
+
+    first, second = [], []
+    threads = [threading.Thread(target=actor, args=(0, first)), threading.Thread(target=actor, args=(1, second))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    server.close()
+    # The first round waits out the deadline (the server does not know the actors yet); later rounds run as soon
+    # as both known actors are waiting.
+    assert first[0] > 2.5 and second[0] > 2.5
+    assert max(first[1:] + second[1:]) < 1.5
+
+
 def test_recurrent_state_is_kept_per_actor_and_slot_and_reset_at_episode_starts():
     server = make_server(CountingAgent())
     obs = {"x": np.zeros(2, np.int64)}

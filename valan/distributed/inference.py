@@ -2,8 +2,9 @@
 
 Actors send the observations of their ``K`` env slots (plus the reward and ``done`` of the previous action and
 the ``first`` flags) and get one action per slot back. Requests from different actors are merged into one
-forward pass of up to ``max_batch`` env slots; a partial batch runs once the oldest waiting request has waited
-``max_wait_ms``. The recurrent state of every (actor, slot) lives here, so actors hold no model, no weights
+forward pass of up to ``max_batch`` env slots. A batch runs when it is full, when every actor the server knows
+is waiting in it (no other request can come), or once the oldest waiting request has waited ``max_wait_ms``
+(a partial batch: some actors are slow, dead or not started yet). The recurrent state of every (actor, slot) lives here, so actors hold no model, no weights
 and no features.
 
 From the same stream the server assembles *unrolls* for the learner (SEED RL convention): ``T + 1`` steps,
@@ -269,17 +270,26 @@ class InferenceServer:
                 except queue.Full:
                     continue
 
+    def _batch_ready(self) -> bool:
+        """Whether the oldest request's kind has a full batch, or every known actor of that kind is waiting (no
+        other request can come before one of them is answered)."""
+        kind = self._pending[0].evaluation
+        waiting = [r for r in self._pending if r.evaluation == kind]
+        if sum(r.size for r in waiting) >= self.max_batch:
+            return True
+        known = {actor for evaluation, actor in self._groups if evaluation == kind}
+        return bool(known) and known <= {r.actor_id for r in waiting}
+
     def _take_batch(self) -> list[_Request] | None:
-        """Wait for a full batch or for the oldest request's deadline; None when stopping."""
+        """Wait for a ready batch (see :meth:`_batch_ready`) or the oldest request's deadline; None when stopping."""
         with self._cond:
             while not self._pending:
                 if self._stop.is_set():
                     return None
                 self._cond.wait()
-            while True:
-                waiting = sum(r.size for r in self._pending)
+            while not (self._batch_ready() or self._stop.is_set()):
                 remaining = self._pending[0].arrival + self.max_wait_s - time.monotonic()
-                if waiting >= self.max_batch or remaining <= 0 or self._stop.is_set():
+                if remaining <= 0:
                     break
                 self._cond.wait(remaining)
             # Evaluation and training requests use different models: serve the kind of the oldest request.

@@ -112,7 +112,8 @@ class Learner:
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: str | None = None
-        self._last_stats: dict[str, float] = {}
+        self._last_stats: dict[str, float] = {}  # of the latest learner step
+        self._rates: dict[str, float] = {}  # throughput and inference batching over the latest logging period
         # (step, env_steps, weights) of the latest evaluation that came due and has not started yet.
         self._pending_eval: tuple[int, int, dict[str, torch.Tensor]] | None = None
         self._evaluated_up_to = self.env_steps
@@ -148,7 +149,7 @@ class Learner:
         self._ready.wait()
         with self._lock:
             return {"step": self.step, "env_steps": self.env_steps, "finished": self._finished.is_set(),
-                    "error": self._error, "stats": dict(self._last_stats),
+                    "error": self._error, "stats": {**self._last_stats, **self._rates},
                     "eval_pending": self._pending_eval is not None}
 
     def begin_evaluation(self, current: bool = False) -> tuple[int, int]:
@@ -274,7 +275,7 @@ class Learner:
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, self.env_steps)
         with self._lock:
-            self._last_stats.update({k.split("/", 1)[1]: v for k, v in scalars.items() if not k.startswith("learner/")})
+            self._rates = {k.split("/", 1)[1]: v for k, v in scalars.items() if not k.startswith("learner/")}
 
     # -------------------------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:

@@ -1,0 +1,253 @@
+"""Training throughput in one run on the same model and data (default: the bundled R2R sample config):
+
+1. central inference (SEED RL, what ``valan train`` does): N actors step environments, the learner batches
+   their inference requests and trains on the unrolls it assembles; measured with the inference server's
+   batching thread behind a Ray *threaded* actor and behind a Ray *asyncio* actor;
+2. per-actor local inference (the original VALAN / IMPALA design): every actor holds a model copy (and the
+   feature table), pulls the learner's weights every unroll and ships whole unrolls to the learner;
+3. the learner's compute bound: in-process, no Ray, no environments: the acting forward pass (at the batch size
+   central inference reaches with N actors) plus the learning forward/backward on a batch of unrolls.
+
+(1) and (2) are env steps per second consumed by the learner while training, over a window after a warm-up;
+(3) is ``1 / (acting seconds per env step + learning seconds per env step)``. Synthetic features (no visual
+information) unless the config names a feature file. The last line printed is one JSON object.
+
+    .venv/bin/python scripts/bench_throughput.py [--config FILE] [--set KEY=VALUE ...] [--num-actors N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+
+from valan.config import TrainConfig, load_config
+from valan.distributed.actor import EnvActor
+from valan.distributed.inference import InferenceServer, new_incarnation, stack_unrolls
+from valan.distributed.learner import Learner, load_snapshot, weights_snapshot
+from valan.distributed.training import placement
+from valan.losses import teacher_forcing_probability
+from valan.problems import Problem, get_problem
+from valan.training import make_optimizer, to_tensors, train_step
+
+
+class AsyncioLearner(Learner):
+    """The learner behind a Ray asyncio actor: requests await the batching thread instead of blocking a thread."""
+
+    async def infer(self, actor_id, incarnation, obs, reward, done, first):
+        await _wait(self._ready)
+        if self._finished.is_set():
+            return None
+        return await self.server.infer_async(actor_id, incarnation, obs, reward, done, first)
+
+
+async def _wait(event) -> None:
+    import asyncio
+
+    while not event.is_set():
+        await asyncio.sleep(0.01)
+
+
+class LocalInferenceLearner(Learner):
+    """The learner of the IMPALA-style variant: serves weights, receives whole unrolls (backpressure when full)."""
+
+    def weights(self) -> tuple[int, dict[str, torch.Tensor]]:
+        with self._lock:
+            return self.step, weights_snapshot(self.agent, self.eval_agent)
+
+    def put_unrolls(self, blocks: list[dict[str, Any]]) -> bool:
+        """Queue the blocks (waiting while the queue is full); False once training is over."""
+        for block in blocks:
+            while not self._finished.is_set():
+                try:
+                    self.queue.put(block, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+        return not self._finished.is_set()
+
+
+class LocalInferenceActor:
+    """An actor with its own model copy (and feature table): acts locally, pulls weights every unroll."""
+
+    def __init__(self, actor_id: int, problem: Problem, config: TrainConfig, learner: Any):
+        self.learner, self.config = learner, config
+        self.num_envs = config.distributed.envs_per_actor
+        self.agent = problem.make_agent(config, problem.feature_table(config))
+        self.version = 0
+        self.unrolls: queue.Queue = queue.Queue()
+        self.server = InferenceServer(self.agent, config.learning.unroll_length, self.unrolls, max_batch=self.num_envs,
+                                      max_wait_ms=0.0, p_imitation=teacher_forcing_probability(config.learning),
+                                      policy_version=lambda: self.version, seed=actor_id)
+        self.env = problem.make_env(config, "train", self.num_envs, actor_id, evaluation=False)
+        self.incarnation = new_incarnation()
+
+    def run(self) -> int:
+        obs, _ = self.env.reset()
+        k = self.num_envs
+        reward, done, first = np.zeros(k, np.float32), np.zeros(k, bool), np.ones(k, bool)
+        steps = 0
+        while True:
+            if steps % self.config.learning.unroll_length == 0:
+                self.version, weights = ray.get(self.learner.weights.remote())
+                load_snapshot(self.agent, weights)
+            actions = self.server.infer(0, self.incarnation, obs, reward, done, first)
+            obs, reward, done, _ = self.env.step(actions)
+            first = done
+            steps += 1
+            blocks = []
+            while not self.unrolls.empty():
+                blocks.append(self.unrolls.get())
+            if blocks and not ray.get(self.learner.put_unrolls.remote(blocks)):
+                return steps * k
+
+
+def _measure(learner: Any, warmup_s: float, window_s: float) -> float:
+    """Env steps per second the learner trained on over ``window_s`` after ``warmup_s``."""
+    ray.get(learner.start.remote())
+    time.sleep(warmup_s)
+    start = ray.get(learner.progress.remote())["env_steps"]
+    t0 = time.monotonic()
+    time.sleep(window_s)
+    end = ray.get(learner.progress.remote())["env_steps"]
+    return (end - start) / (time.monotonic() - t0)
+
+
+def measure_ray(variant: str, problem: Problem, config: TrainConfig, warmup_s: float, window_s: float
+                ) -> dict[str, float]:
+    """Env steps/s of ``variant`` ("threads", "asyncio" or "local") with the config's actors; plus stats."""
+    learner_class = {"threads": Learner, "asyncio": AsyncioLearner, "local": LocalInferenceLearner}[variant]
+    dist = config.distributed
+    learner_options, actor_cpus = placement(ray.cluster_resources(), dist.num_actors, 0)
+    with tempfile.TemporaryDirectory() as out:
+        learner = ray.remote(learner_class).options(**learner_options).remote(problem, config, out)
+        ray.get(learner.setup.remote())
+        if variant == "local":
+            actor_class = ray.remote(LocalInferenceActor).options(num_cpus=actor_cpus)
+            actors = [actor_class.remote(i, problem, config, learner) for i in range(dist.num_actors)]
+        else:
+            actor_class = ray.remote(EnvActor).options(num_cpus=actor_cpus)
+            actors = [actor_class.remote(i, problem, config, learner, dist.envs_per_actor)
+                      for i in range(dist.num_actors)]
+        runs = [actor.run.remote() for actor in actors]
+        env_steps_per_s = _measure(learner, warmup_s, window_s)
+        stats = ray.get(learner.progress.remote())["stats"]
+        ray.get(learner.stop.remote())
+        ray.wait(runs, num_returns=len(runs), timeout=30)
+        for actor in actors:
+            ray.kill(actor)
+        ray.get(learner.close.remote())
+        ray.kill(learner)
+    return {"env_steps_per_s": env_steps_per_s, "mean_batch_size": stats.get("mean_batch_size", float("nan")),
+            "mean_wait_ms": stats.get("mean_wait_ms", float("nan")), "policy_lag": stats.get("policy_lag", float("nan"))}
+
+
+def measure_compute_bound(problem: Problem, config: TrainConfig, acting_batch: int, repeats: int
+                          ) -> dict[str, float]:
+    """Acting and learning seconds per env step, in process, on real observations of the config's data."""
+    torch.manual_seed(0)
+    T, B = config.learning.unroll_length, config.learning.batch_size
+    agent = problem.make_agent(config, problem.feature_table(config))
+    optimizer = make_optimizer(agent, config.learning)
+    # A batch of B unrolls (and the acting batches) from the environments, with the untrained policy.
+    unrolls: queue.Queue = queue.Queue()
+    server = InferenceServer(agent, T, unrolls, max_batch=B, max_wait_ms=0.0,
+                             p_imitation=teacher_forcing_probability(config.learning))
+    env = problem.make_env(config, "train", B, 0, evaluation=False)
+    obs, _ = env.reset()
+    first = np.ones(B, bool)
+    for _ in range(T + 1):
+        obs, _, done, _ = env.step(server.infer(0, "bench", obs, None, None, first))
+        first = done
+    server.close()
+    batch = to_tensors(stack_unrolls([unrolls.get()]))
+    acting_env = problem.make_env(config, "train", acting_batch, 1, evaluation=False)
+    acting_obs = {k: torch.from_numpy(v)[None] for k, v in acting_env.reset()[0].items()}
+    state = agent.initial_state(acting_batch)
+    acting_first = torch.ones(1, acting_batch, dtype=torch.bool)
+
+    def act() -> None:
+        with torch.inference_mode():
+            agent(acting_obs, state, acting_first)
+
+    def learn() -> None:
+        train_step(agent, optimizer, batch, config, 0, loss_fn=problem.loss)
+
+    act(), learn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        act()
+    acting_s = (time.perf_counter() - t0) / repeats / acting_batch
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        learn()
+    learning_s = (time.perf_counter() - t0) / repeats / (T * B)
+    return {"env_steps_per_s": 1.0 / (acting_s + learning_s), "acting_ms_per_batch": 1000 * acting_s * acting_batch,
+            "learning_ms_per_step": 1000 * learning_s * T * B}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="training config (default: the bundled sample's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--num-actors", type=int, default=None, help="default: the config's distributed.num_actors")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds before each measurement window")
+    parser.add_argument("--window", type=float, default=20.0, help="seconds measured per variant")
+    parser.add_argument("--repeats", type=int, default=20, help="compute bound: timed repetitions")
+    args = parser.parse_args()
+
+    config = load_config(args.config, args.overrides)
+    if args.num_actors is not None:
+        config.distributed.num_actors = args.num_actors
+    config.data.eval = {}
+    config.run.total_env_steps = 10 ** 12
+    config.run.checkpoint_every_env_steps = 0
+    config.run.eval_every_env_steps = 0
+    problem = get_problem(config.problem)
+    dist = config.distributed
+    acting_batch = min(dist.max_batch, dist.num_actors * dist.envs_per_actor)
+    # The bound: the faster of one torch thread (as in the Ray learner, which runs inference and training in two
+    # threads of one intra-op thread each) and all cores' threads.
+    bounds = {}
+    for threads in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(threads)
+        bounds[threads] = measure_compute_bound(problem, config, acting_batch, args.repeats)
+        print(json.dumps({f"compute_bound_{threads}_threads": bounds[threads]}), flush=True)
+    bound = max(bounds.values(), key=lambda b: b["env_steps_per_s"])
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    results = {}
+    try:
+        for variant in ("threads", "local", "asyncio"):
+            results[variant] = measure_ray(variant, problem, config, args.warmup, args.window)
+            print(json.dumps({variant: results[variant]}), flush=True)
+    finally:
+        ray.shutdown()
+    agent = problem.make_agent(config, problem.feature_table(config))
+    central = results["threads"]["env_steps_per_s"]
+    summary = {
+        "central_env_steps_per_s": round(central, 1),
+        "central_asyncio_env_steps_per_s": round(results["asyncio"]["env_steps_per_s"], 1),
+        "local_env_steps_per_s": round(results["local"]["env_steps_per_s"], 1),
+        "compute_bound_env_steps_per_s": round(bound["env_steps_per_s"], 1),
+        "central_over_local": round(central / results["local"]["env_steps_per_s"], 3),
+        "central_over_compute_bound": round(central / bound["env_steps_per_s"], 3),
+        "central_mean_inference_batch": round(results["threads"]["mean_batch_size"], 2),
+        "num_actors": dist.num_actors, "envs_per_actor": dist.envs_per_actor,
+        "unroll_length": config.learning.unroll_length, "batch_size": config.learning.batch_size,
+        "model_parameters": sum(p.numel() for p in agent.parameters()),
+        "features": config.data.features, "cpus": os.cpu_count(),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
