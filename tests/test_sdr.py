@@ -14,13 +14,11 @@ from valan.agents.lingunet import LingUNet
 from valan.checkpoint import save_checkpoint
 from valan.cli import main
 from valan.errors import InputError
-from valan.features import FeatureStore
 from valan.sdr import (
     NpyFeatureMaps,
     PixelSpace,
     SDRDataset,
     SDRExample,
-    StoreFeatureMaps,
     SyntheticFeatureMaps,
     argmax_cells,
     cell_distance_px,
@@ -220,24 +218,6 @@ def test_npy_maps_read_touchdown_hwc_and_chw_layouts(tmp_path):
     np.save(tmp_path / "chw" / "p3.npy", np.zeros((2, 3, 5)))
     with pytest.raises(InputError, match="p3.npy: feature map shape"):
         maps.get("p3")
-
-
-class _ViewIndexStore(FeatureStore):
-    """Each view's features are its view index, to check the grid layout."""
-
-    views, dim = 6, 2
-
-    def get(self, group, node):
-        return np.repeat(np.arange(self.views, dtype=np.float32)[:, None], self.dim, axis=1)
-
-
-def test_store_views_become_a_grid_with_the_highest_pitch_on_top():
-    maps = StoreFeatureMaps(_ViewIndexStore(), "g", pitches=2, headings=3)
-    grid = maps.get("p")
-    assert grid.shape == (2, 2, 3)
-    np.testing.assert_array_equal(grid[0], [[3, 4, 5], [0, 1, 2]])  # view = pitch_level * 3 + heading_step
-    with pytest.raises(InputError):
-        StoreFeatureMaps(_ViewIndexStore(), "g", pitches=4, headings=3)
 
 
 # ------------------------------------------------------------------------------------------------- model

@@ -36,10 +36,13 @@ Metrics (Chen et al.)
 
 Feature maps
     ``PanoramaFeatureMaps.get(panoid)`` gives a ``(C, H, W)`` float32 map, row 0 at the top, column 0 at the
-    panorama's left edge (x = 0). Stores: ``NpyFeatureMaps`` (one ``{panoid}.npy`` per panorama, the layout
-    of the Touchdown SDR code's feature files), ``StoreFeatureMaps`` (views of a ``valan.features``
-    ``FeatureStore`` laid out as a pitch x heading grid), and ``SyntheticFeatureMaps``, which carry **no visual
-    information**: results with them come from the language and the target positions' statistics alone.
+    panorama's left edge (x = 0), covering the whole panorama. Sources: ``NpyFeatureMaps`` (one
+    ``{panoid}.npy`` per panorama, the layout of the Touchdown SDR code's feature files, e.g. ResNet-18 maps of
+    the eight perspective slices side by side, 100 x 464 x 128) and ``SyntheticFeatureMaps``, which carry **no
+    visual information**: results with them come from the language and the target positions' statistics
+    alone. Synthetic maps are unique per panorama, so a model can also memorise the targets of the panoramas
+    it trained on: score held-out panoramas. The pooled per-view vectors of ``valan.features`` stores (8 or
+    36 views) are too coarse for SDR and are not used here.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ import torch
 import torch.nn.functional as F
 
 from valan.errors import InputError
-from valan.features import FeatureStore, SyntheticFeatures, open_feature_store
+from valan.features import SyntheticFeatures
 from valan.fileio import read_jsonl
 from valan.text import Vocabulary
 
@@ -329,37 +332,13 @@ class NpyFeatureMaps(PanoramaFeatureMaps):
         return np.asarray(chw, dtype=np.float32)
 
 
-class StoreFeatureMaps(PanoramaFeatureMaps):
-    """Views of a ``FeatureStore`` (``valan.features``) laid out as a ``pitches x headings`` grid.
-
-    View ``v = pitch_level * headings + heading_step`` (pitch levels bottom to top, heading steps left to right
-    from the panorama's left edge, the R2R convention of ``valan.features``) becomes cell
-    ``(pitches - 1 - pitch_level, heading_step)``, so row 0 is the highest pitch. The grid is as coarse as the
-    store's views.
-    """
-
-    def __init__(self, store: FeatureStore, group: str, pitches: int, headings: int):
-        if pitches * headings != store.views:
-            raise InputError(f"a {pitches} x {headings} grid needs {pitches * headings} views; the store has {store.views}")
-        self.store, self.group = store, group
-        self.channels, self.height, self.width = store.dim, pitches, headings
-        self.synthetic = store.synthetic
-
-    def get(self, panoid: str) -> np.ndarray:
-        views = self.store.get(self.group, panoid)  # (pitches * headings, dim), pitch level 0 = lowest
-        grid = views.reshape(self.height, self.width, self.channels)[::-1]
-        return np.ascontiguousarray(grid.transpose(2, 0, 1), dtype=np.float32)
-
-
 def open_feature_maps(config: "SDRFeaturesConfig") -> PanoramaFeatureMaps:
-    """The feature maps a config names (``source``: synthetic, npy or store)."""
+    """The feature maps a config names (``source``: synthetic or npy)."""
     if config.source == "synthetic":
         return SyntheticFeatureMaps(config.channels, config.height, config.width, config.seed)
     if config.path is None:
         raise InputError(f"features.source={config.source} needs features.path")
-    if config.source == "npy":
-        return NpyFeatureMaps(config.path, config.layout)
-    return StoreFeatureMaps(open_feature_store(config.path), config.group, config.height, config.width)
+    return NpyFeatureMaps(config.path, config.layout)
 
 
 # ---------------------------------------------------------------------------------------------- batches
@@ -449,13 +428,12 @@ class SDRDataConfig:
 class SDRFeaturesConfig:
     """Panorama feature maps. ``synthetic`` maps carry no visual information."""
 
-    source: Literal["synthetic", "npy", "store"] = "synthetic"
-    path: str | None = None  # npy: folder of {panoid}.npy; store: a valan feature store folder
+    source: Literal["synthetic", "npy"] = "synthetic"
+    path: str | None = None  # npy: folder of {panoid}.npy
     layout: Literal["hwc", "chw"] = "hwc"  # npy only
-    group: str = "touchdown"  # store only: the store's group of the panoramas
     channels: int = 16  # synthetic only
-    height: int = 25  # synthetic: grid rows; store: pitch levels
-    width: int = 116  # synthetic: grid columns; store: heading steps
+    height: int = 25  # synthetic only: grid rows
+    width: int = 116  # synthetic only: grid columns
     seed: int = 0  # synthetic only
 
     def __post_init__(self) -> None:

@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by valan train-sdr")
     parser.add_argument("--data", required=True, help="Touchdown JSON lines with td_location_text and *_static_center")
     parser.add_argument("--features", default=None,
-                        help="feature maps to read instead of the checkpoint's: a folder of {panoid}.npy (layout "
-                             "from the checkpoint's config) or a valan feature store folder")
+                        help="a folder of {panoid}.npy feature maps to read instead of the checkpoint's "
+                             "(layout from the checkpoint's config)")
     parser.add_argument("--panoramas", default=None,
                         help="comma-separated subset of main,pre,post (default: the checkpoint's data.panoramas)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -33,7 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from valan.errors import InputError
-    from valan.features import is_store
     from valan.fileio import write_json
     from valan.sdr import (METRIC_NAMES, SDRDataset, SYNTHETIC_NOTE, evaluate_model, load_sdr, load_sdr_model,
                            open_feature_maps)
@@ -48,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
     examples, skipped = load_sdr(args.data, panoramas)
     features_config = config.features
     if args.features is not None:
-        source = "store" if is_store(args.features) else "npy"
-        features_config = dataclasses.replace(features_config, source=source, path=args.features)
+        features_config = dataclasses.replace(features_config, source="npy", path=args.features)
     feature_maps = open_feature_maps(features_config)
     if feature_maps.channels != state["in_channels"]:
         raise InputError(f"feature maps have {feature_maps.channels} channels; the model was trained on "
