@@ -336,17 +336,25 @@ def test_lingunet_learns_to_find_the_landmark_the_text_names(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------------- CLI
 
 
-def test_train_and_evaluate_on_touchdown_records_with_synthetic_maps(shared_streetview, tmp_path, capsys):
-    data = shared_streetview / "touchdown_unseen_dev_sample.jsonl"
+def test_train_resume_and_evaluate_on_the_bundled_touchdown_sample(tmp_path, capsys):
+    from valan.sdr import sample_data_path
+
+    data = sample_data_path()  # the 21 bundled Touchdown routes
     run = tmp_path / "run"
-    assert main(["train-sdr", "--out", str(run), "--set", f"data.train={data}", "--set", "training.steps=2",
-                 "--set", "training.batch_size=4", "--set", "features.height=5", "--set", "features.width=24",
-                 "--set", "model.channels=4", "--set", "model.hidden_size=4", "--set", "model.embedding_size=4",
-                 "--set", "model.head_hidden_size=4"]) == 0
+    tiny = ["--set", "training.batch_size=4", "--set", "training.eval_every=2", "--set", "features.height=5",
+            "--set", "features.width=24", "--set", "model.channels=4", "--set", "model.hidden_size=4",
+            "--set", "model.embedding_size=4", "--set", "model.head_hidden_size=4"]
+    assert main(["train-sdr", "--out", str(run), "--set", "training.steps=2", *tiny]) == 0
     out = capsys.readouterr().out
     assert "no visual information" in out
-    assert "80 training examples" in out and "20 evaluation examples" in out
-    ckpt = run / "checkpoints" / "ckpt-000000002.pt"
+    assert "17 training examples" in out and "4 evaluation examples" in out
+    assert main(["train-sdr", "--out", str(run), "--resume", "--set", "training.steps=4", *tiny]) == 0
+    capsys.readouterr()
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in logged if m["split"] == "eval"] == [2, 4]
+    ckpt = run / "checkpoints" / "ckpt-000000004.pt"
+    assert torch.load(ckpt, weights_only=True)["step"] == 4
+
     assert main(["evaluate", "sdr", "--checkpoint", str(ckpt), "--data", str(data)]) == 0
     out = capsys.readouterr().out
     for name in ("acc@40", "acc@80", "acc@120", "mean_distance"):
@@ -356,7 +364,7 @@ def test_train_and_evaluate_on_touchdown_records_with_synthetic_maps(shared_stre
                  "--panoramas", "main,pre,post"]) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
-    assert summary["num_examples"] + summary["skipped_not_visible"] == 300
+    assert summary["num_examples"] + summary["skipped_not_visible"] == 3 * 21
     assert summary["synthetic_features"] is True and "no visual information" in captured.err
 
 
