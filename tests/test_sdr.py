@@ -325,12 +325,21 @@ def test_lingunet_learns_to_find_the_landmark_the_text_names(tmp_path, capsys):
     assert evaluate_model(trained, swapped_set)[0]["acc@40"] > 0.8
 
     # Checkpoint round trip: `valan evaluate sdr` reproduces the metrics the trainer logged at its last step.
+    predictions = tmp_path / "predictions.json"
     assert main(["evaluate", "sdr", "--checkpoint", str(run / "checkpoints" / "ckpt-000000200.pt"),
-                 "--data", str(held_out), "--json"]) == 0
+                 "--data", str(held_out), "--json", "--predictions", str(predictions)]) == 0
     reported = json.loads(capsys.readouterr().out)
     for key in ("acc@40", "acc@80", "acc@120", "mean_distance", "num_examples"):
         assert reported[key] == pytest.approx(evals[-1][key])
     assert reported["synthetic_features"] is False
+
+    # Per-example predictions: a prediction at distance 0 is the target's own cell centre.
+    per_example = json.loads(predictions.read_text())
+    targets = {e.example_id: e for e in load_sdr(held_out)[0]}
+    assert sorted(p["id"] for p in per_example) == sorted(targets)
+    assert np.mean([p["distance_px"] for p in per_example]) == pytest.approx(reported["mean_distance"])
+    hits = [p for p in per_example if p["distance_px"] == 0]
+    assert hits and all((p["x"], p["y"]) == pytest.approx((targets[p["id"]].x, targets[p["id"]].y)) for p in hits)
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

@@ -573,7 +573,9 @@ def evaluate_model(model: torch.nn.Module, dataset: SDRDataset, batch_size: int 
     """Score ``model`` (``(features, text, text_length) -> log-probs (B, H, W)``) on every example once.
 
     Returns the summary (``acc@40/80/120``, ``mean_distance`` in pixels, ``num_examples``, ``loss`` = mean KL)
-    and per-example records ``{id, panoid, predicted_cell, target_cell, distance_px}``.
+    and per-example records ``{id, x, y, predicted_cell, target_cell, distance_px}`` where ``x``, ``y`` are the
+    predicted cell's centre as ratios of the panorama's width and height (the static-centre convention) and
+    cells are ``[row, col]``.
     """
     was_training = model.training
     model.eval()
@@ -586,7 +588,8 @@ def evaluate_model(model: torch.nn.Module, dataset: SDRDataset, batch_size: int 
         dist = cell_distance_px(pred, batch.target_cell, dataset.space)
         distances.append(dist)
         for i, example_id in enumerate(batch.example_ids):
-            records.append({"id": example_id, "predicted_cell": pred[i].tolist(),
+            records.append({"id": example_id, "x": float(pred[i, 1] + 0.5) / dataset.space.grid_width,
+                            "y": float(pred[i, 0] + 0.5) / dataset.space.grid_height, "predicted_cell": pred[i].tolist(),
                             "target_cell": batch.target_cell[i].tolist(), "distance_px": float(dist[i])})
     model.train(was_training)
     summary = sdr_metrics(np.concatenate(distances))

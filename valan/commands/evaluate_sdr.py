@@ -18,11 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by valan train-sdr")
     parser.add_argument("--data", required=True, help="Touchdown JSON lines with td_location_text and *_static_center")
     parser.add_argument("--features", default=None,
-                        help="a folder of {panoid}.npy feature maps to read instead of the checkpoint's "
-                             "(layout from the checkpoint's config)")
+                        help="a folder of {panoid}.npy feature maps (layout from the checkpoint's config); "
+                             "None: the checkpoint's feature maps")
     parser.add_argument("--panoramas", default=None,
-                        help="comma-separated subset of main,pre,post (default: the checkpoint's data.panoramas)")
-    parser.add_argument("--batch-size", type=int, default=32)
+                        help="comma-separated subset of main,pre,post; None: the checkpoint's data.panoramas")
+    parser.add_argument("--batch-size", type=int, default=32, help="examples per forward pass")
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, ...")
     parser.add_argument("--predictions", default=None, help="also write per-example predictions to this JSON file")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")

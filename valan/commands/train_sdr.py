@@ -15,10 +15,10 @@ HELP = "train LingUNet for Touchdown spatial description resolution (SDR)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="YAML config (default: the embedded configs/sdr.yaml)")
+    parser.add_argument("--config", default=None, help="YAML config; None: the embedded configs/sdr.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override a config value, e.g. --set training.steps=1000 (repeatable)")
-    parser.add_argument("--out", default=None, help="run folder (default: the config's training.logdir)")
+    parser.add_argument("--out", default=None, help="run folder; None: the config's training.logdir")
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, ...")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
 
