@@ -35,7 +35,7 @@ from valan.text import PAD_ID
 
 GEOMETRY_FEATURES = 5  # sin/cos relative heading, sin/cos elevation, distance (metres)
 
-State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class InstructionEncoder(nn.Module):
@@ -117,7 +117,7 @@ class R2RFollower(nn.Module):
         self.geometry = nn.Sequential(nn.Linear(GEOMETRY_FEATURES, geometry_dim), nn.Tanh())
         self.view_pooling = Attention(hidden_dim, hidden_dim)
         self.core = nn.ModuleList(
-            nn.LSTMCell(hidden_dim + geometry_dim if i == 0 else hidden_dim, hidden_dim) for i in range(core_layers))
+            nn.LSTMCell(2 * hidden_dim + geometry_dim if i == 0 else hidden_dim, hidden_dim) for i in range(core_layers))
         self.text_attention = Attention(hidden_dim, hidden_dim)
         self.visual_attention = Attention(hidden_dim, hidden_dim)
         self.state_projection = nn.Linear(3 * hidden_dim, hidden_dim)
@@ -137,7 +137,7 @@ class R2RFollower(nn.Module):
         p = self.state_projection.weight
         zeros = lambda *shape: torch.zeros(*shape, dtype=p.dtype, device=p.device)  # noqa: E731
         return (zeros(batch_size, self.core_layers, self.hidden_dim), zeros(batch_size, self.core_layers, self.hidden_dim),
-                zeros(batch_size, self.max_instruction_length, self.hidden_dim),
+                zeros(batch_size, self.hidden_dim), zeros(batch_size, self.max_instruction_length, self.hidden_dim),
                 torch.zeros(batch_size, self.max_instruction_length, dtype=torch.bool, device=p.device))
 
     def _instruction_per_step(self, obs: dict[str, torch.Tensor], first: torch.Tensor, text: torch.Tensor,
@@ -164,7 +164,7 @@ class R2RFollower(nn.Module):
     def forward(self, obs: dict[str, torch.Tensor], state: State, first: torch.Tensor) -> tuple[AgentOutput, State]:
         T, B = first.shape
         first = first.bool()
-        h, c, text, text_mask = state
+        h, c, f, text, text_mask = state
         raw = obs["features"] if "features" in obs else self.feature_table[obs["viewpoint"]]
         views = self.visual_encoder(raw.float())  # (T, B, V, H)
         candidate_views = torch.gather(views, 2, obs["candidate_view"].long().unsqueeze(-1).expand(
@@ -180,9 +180,10 @@ class R2RFollower(nn.Module):
         step_previous_action = previous_action.unbind(0)
         features = []
         for t in range(T):
-            keep = (~first[t]).to(h.dtype)[:, None, None]
-            h, c = h * keep, c * keep
-            x = torch.cat([self.view_pooling(h[:, -1], step_views[t]), step_previous_action[t]], dim=-1)
+            keep = (~first[t]).to(h.dtype)[:, None]
+            h, c, f = h * keep[:, None], c * keep[:, None], f * keep
+            # Input feeding: the previous step's attentional state f queries the panorama and enters the core.
+            x = torch.cat([self.view_pooling(f, step_views[t]), step_previous_action[t], f], dim=-1)
             hs, cs = [], []
             for layer, cell in enumerate(self.core):
                 x, c_layer = cell(x, (h[:, layer], c[:, layer]))
@@ -191,9 +192,10 @@ class R2RFollower(nn.Module):
             h, c = torch.stack(hs, dim=1), torch.stack(cs, dim=1)
             text_context = self.text_attention(x, step_texts[t], step_text_masks[t])
             visual_context = self.visual_attention(text_context, step_views[t])
-            features.append(torch.cat([x, text_context, visual_context], dim=-1))
-        f = torch.tanh(self.state_projection(self.dropout(torch.stack(features))))  # (T, B, H)
-        logits = torch.einsum("tbh,tbkh->tbk", f, candidates) / math.sqrt(self.hidden_dim)
+            f = torch.tanh(self.state_projection(self.dropout(torch.cat([x, text_context, visual_context], dim=-1))))
+            features.append(f)
+        features = torch.stack(features)  # (T, B, H)
+        logits = torch.einsum("tbh,tbkh->tbk", features, candidates) / math.sqrt(self.hidden_dim)
         logits = mask_logits(logits, obs["candidate_mask"].bool())
-        values = self.value_head(f).squeeze(-1)
-        return AgentOutput(logits=logits, values=values), (h, c, texts[-1], text_masks[-1])
+        values = self.value_head(features).squeeze(-1)
+        return AgentOutput(logits=logits, values=values), (h, c, f, texts[-1], text_masks[-1])

@@ -89,7 +89,7 @@ def test_invalid_candidates_are_masked_and_shapes_follow_the_contract(setup):
     invalid = obs["candidate_mask"] == 0
     assert invalid.any() and torch.all(out.logits[invalid] == MASKED_LOGIT)
     assert torch.all(out.logits[~invalid] > MASKED_LOGIT / 2)
-    assert [s.shape[0] for s in state] == [5] * 4  # batch-first state
+    assert [s.shape[0] for s in state] == [5] * 5  # batch-first state
     out.logits[~invalid].sum().backward()
     assert agent.instruction_encoder.backward_lstm.weight_ih_l0.grad.abs().sum() > 0  # the encoder learns
     assert agent.visual_encoder.projection.weight.grad.abs().sum() > 0
