@@ -499,7 +499,8 @@ class BatchedR2REnv:
     ``(num_envs,)``, also ``self.active``) marks slots running an episode.
 
     Episode order: training (``evaluation=False``) walks through seeded random permutations of the episodes,
-    a fresh one each pass. Evaluation runs every episode exactly once in the given order; a slot with nothing
+    a fresh one each pass (of the pool set by ``set_episode_pool``, default all). Evaluation runs every episode
+    exactly once in the given order; a slot with nothing
     left to run turns inactive: its observation stays the last one, its actions are ignored, its reward is 0
     and its ``done`` False. ``self.finished`` is True when every slot is inactive.
 
@@ -528,6 +529,7 @@ class BatchedR2REnv:
         self._rng = np.random.default_rng(seed)
         self._order = np.zeros(0, np.int64)
         self._cursor = 0
+        self._pool: np.ndarray | None = None
 
     @property
     def viewpoint_index(self) -> ViewpointIndex:
@@ -549,12 +551,18 @@ class BatchedR2REnv:
             if self._cursor == len(self._order):
                 if self.evaluation:
                     break
-                self._order, self._cursor = self._rng.permutation(len(self.world.episodes)), 0
+                pool = len(self.world.episodes) if self._pool is None else self._pool
+                self._order, self._cursor = self._rng.permutation(pool), 0
             n = min(count, len(self._order) - self._cursor)
             out.append(self._order[self._cursor:self._cursor + n])
             self._cursor += n
             count -= n
         return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def set_episode_pool(self, rows: np.ndarray | None) -> None:
+        """Training draws only episode ``rows`` (None: all) from now on, starting a fresh permutation (curriculum)."""
+        self._pool = None if rows is None else np.asarray(rows, np.int64)
+        self._cursor = len(self._order)
 
     def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start over: training draws a new permutation (seeded by ``seed``, else the constructor's seed);

@@ -32,13 +32,21 @@ class R2RProblem(Problem):
     metric_names: ClassVar[tuple[str, ...]] = ("success_rate", "spl", "ndtw", "sdtw", "nav_error", "trajectory_length")
 
     def make_env(self, config: TrainConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
+        """The batched R2R env; training envs follow ``learning.curriculum`` when it is not ``"none"``."""
         from valan.envs.r2r.env import BatchedR2REnv
 
-        return BatchedR2REnv(
+        env = BatchedR2REnv(
             num_envs, data=split_files(config, split), connectivity=config.data.resolve(config.data.connectivity),
             vocab=config.data.resolve(config.data.vocab), reward=config.env.reward, max_steps=config.env.max_steps,
             max_instruction_length=config.env.max_instruction_length, max_candidates=config.env.max_candidates,
             evaluation=evaluation, seed=seed)
+        if evaluation or config.learning.curriculum == "none":
+            return env
+        from valan.curriculum import CurriculumEnv, CurriculumSchedule, difficulty_order
+
+        hops = np.array([len(ep.path) - 1 for ep in env.world.episodes])
+        order = difficulty_order(hops, env.world.instruction_lengths)
+        return CurriculumEnv(env, order, CurriculumSchedule(config.learning, config.distributed.num_actors))
 
     def feature_table(self, config: TrainConfig) -> np.ndarray:
         """``(N, 36, D)`` features of every viewpoint of every scan in ``data.connectivity``, in the global index
