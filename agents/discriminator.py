@@ -52,6 +52,24 @@ def stepwise_alignment(step_states: torch.Tensor, step_mask: torch.Tensor, token
     return (weights * per_step).sum(dim=-1)
 
 
+def token_alignment(step_states: torch.Tensor, step_mask: torch.Tensor, token_states: torch.Tensor,
+                    token_mask: torch.Tensor, scale: torch.Tensor | float, token_logits: torch.Tensor) -> torch.Tensor:
+    """The token-side counterpart, ``(B,)``: each token attends over steps and the tokens are pooled with learned
+    weights (so function words can be ignored).
+
+    With ``a[t, j] = scale * cos(step_t, token_j)``: ``d[t, j] = softmax_t a[t, j]`` (over valid steps),
+    ``r[j] = sum_t d[t, j] a[t, j]``, ``u[j] = softmax_j token_logits[j]`` (over valid tokens),
+    score ``= sum_j u[j] r[j]``.
+    """
+    steps = F.normalize(step_states, dim=-1)
+    tokens = F.normalize(token_states, dim=-1)
+    alpha = scale * torch.einsum("btd,bld->btl", steps, tokens)
+    attention = torch.softmax(alpha.masked_fill(~step_mask[:, :, None], _NEG), dim=1)
+    per_token = (attention * alpha).sum(dim=1)
+    weights = torch.softmax(token_logits.masked_fill(~token_mask, _NEG), dim=-1)
+    return (weights * per_token).sum(dim=-1)
+
+
 class InstructionEncoder(nn.Module):
     """Word embeddings and a bidirectional LSTM: ``(B, L)`` token ids -> ``(B, L, hidden_dim)`` states."""
 
@@ -96,29 +114,47 @@ class PathEncoder(nn.Module):
 
 class StepwiseAlignment(nn.Module):
     """The alignment head: ``logit = affine_a * stepwise_alignment(...) + affine_b`` with a learned inverse
-    temperature ``exp(log_scale)`` on the cosines."""
+    temperature ``exp(log_scale)`` on the cosines (VALAN, ``pooling="steps"``).
 
-    def __init__(self, initial_scale: float = 5.0):
+    ``pooling="steps_and_tokens"`` adds ``affine_c * token_alignment(...)`` with token weights from a linear
+    layer over the token states: an instruction that mentions what the path does not (an extra turn, stairs)
+    lowers the score too.
+    """
+
+    def __init__(self, initial_scale: float = 5.0, pooling: str = "steps", token_dim: int | None = None):
         super().__init__()
+        if pooling not in ("steps", "steps_and_tokens"):
+            raise InputError(f"pooling must be 'steps' or 'steps_and_tokens', got {pooling!r}")
         self.log_scale = nn.Parameter(torch.tensor(math.log(initial_scale)))
         self.affine_a = nn.Parameter(torch.tensor(1.0))
         self.affine_b = nn.Parameter(torch.tensor(0.0))
+        self.pooling = pooling
+        if pooling == "steps_and_tokens":
+            if token_dim is None:
+                raise ValueError("steps_and_tokens pooling needs token_dim")
+            self.affine_c = nn.Parameter(torch.tensor(1.0))
+            self.token_weight = nn.Linear(token_dim, 1)
 
     def forward(self, step_states: torch.Tensor, step_mask: torch.Tensor, token_states: torch.Tensor,
                 token_mask: torch.Tensor) -> torch.Tensor:
-        score = stepwise_alignment(step_states, step_mask, token_states, token_mask, self.log_scale.exp())
-        return self.affine_a * score + self.affine_b
+        scale = self.log_scale.exp()
+        logit = self.affine_a * stepwise_alignment(step_states, step_mask, token_states, token_mask, scale)
+        if self.pooling == "steps_and_tokens":
+            token_logits = self.token_weight(token_states).squeeze(-1)
+            logit = logit + self.affine_c * token_alignment(step_states, step_mask, token_states, token_mask, scale,
+                                                            token_logits)
+        return logit + self.affine_b
 
 
 class StepwiseDiscriminator(nn.Module):
     """BiLSTM over the instruction, LSTM over the path, step-wise alignment head."""
 
     def __init__(self, vocab_size: int, feature_dim: int, embed_dim: int = 64, hidden_dim: int = 128,
-                 dropout: float = 0.0, initial_scale: float = 5.0):
+                 dropout: float = 0.0, initial_scale: float = 5.0, pooling: str = "steps"):
         super().__init__()
         self.instruction_encoder = InstructionEncoder(vocab_size, embed_dim, hidden_dim, dropout=dropout)
         self.path_encoder = PathEncoder(feature_dim, hidden_dim, dropout=dropout)
-        self.head = StepwiseAlignment(initial_scale)
+        self.head = StepwiseAlignment(initial_scale, pooling, hidden_dim)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Logits ``(B,)``."""
@@ -134,8 +170,10 @@ class TwoTowerDiscriminator(nn.Module):
     last step, each through a linear layer; ``logit = exp(log_scale) * cos + bias``."""
 
     def __init__(self, vocab_size: int, feature_dim: int, embed_dim: int = 64, hidden_dim: int = 128,
-                 dropout: float = 0.0, initial_scale: float = 10.0):
+                 dropout: float = 0.0, initial_scale: float = 10.0, pooling: str = "steps"):
         super().__init__()
+        if pooling != "steps":
+            raise InputError("model.pooling applies to the stepwise model only")
         self.instruction_encoder = InstructionEncoder(vocab_size, embed_dim, hidden_dim, dropout=dropout)
         self.path_encoder = PathEncoder(feature_dim, hidden_dim, dropout=dropout)
         self.instruction_head = nn.Linear(hidden_dim, hidden_dim)
@@ -182,7 +220,7 @@ MODELS = {"stepwise": StepwiseDiscriminator, "two_tower": TwoTowerDiscriminator}
 
 def build_discriminator(model_config: Mapping[str, Any], vocab_size: int, feature_dim: int) -> nn.Module:
     """The model named by ``model_config["type"]`` (``stepwise`` or ``two_tower``) with the other keys as
-    keyword arguments (``embed_dim``, ``hidden_dim``, ``dropout``, ``initial_scale``)."""
+    keyword arguments (``embed_dim``, ``hidden_dim``, ``dropout``, ``initial_scale``, ``pooling``)."""
     config = dict(model_config)
     kind = config.pop("type", "stepwise")
     if kind not in MODELS:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from valan.agents.discriminator import (StepwiseDiscriminator, TwoTowerDiscriminator, in_batch_softmax_loss,
-                                        stepwise_alignment)
+                                        stepwise_alignment, token_alignment)
 from valan.discriminator_data import PairEncoder, collate, path_geometry, travel_views, view_facing
 from valan.envs.r2r.graph import Connectivity, build_scan_graph
 from valan.features import SyntheticFeatures
@@ -42,6 +42,32 @@ def test_stepwise_alignment_matches_the_equations_and_ignores_padding():
     got = stepwise_alignment(steps, step_mask, tokens, token_mask, 3.0).numpy()
     for b in range(2):
         want = direct_alignment(steps[b, :step_lengths[b]].numpy(), tokens[b, :token_lengths[b]].numpy(), 3.0)
+        assert got[b] == pytest.approx(want, abs=1e-9)
+
+
+def direct_token_alignment(steps, tokens, scale, token_logits):
+    """The token-side pooling written out: each token attends over steps; tokens pooled by softmax weights."""
+    per_token = []
+    for t in tokens:
+        a = np.array([scale * float(s @ t / (np.linalg.norm(s) * np.linalg.norm(t))) for s in steps])
+        d = np.exp(a) / np.exp(a).sum()
+        per_token.append(float((d * a).sum()))
+    u = np.exp(token_logits) / np.exp(token_logits).sum()
+    return float((u * np.array(per_token)).sum())
+
+
+def test_token_alignment_matches_the_equations():
+    rng = np.random.default_rng(1)
+    steps = torch.tensor(rng.standard_normal((2, 4, 6)), dtype=torch.float64)
+    tokens = torch.tensor(rng.standard_normal((2, 5, 6)), dtype=torch.float64)
+    token_logits = torch.tensor(rng.standard_normal((2, 5)), dtype=torch.float64)
+    step_lengths, token_lengths = [4, 2], [3, 5]
+    step_mask = torch.arange(4)[None] < torch.tensor(step_lengths)[:, None]
+    token_mask = torch.arange(5)[None] < torch.tensor(token_lengths)[:, None]
+    got = token_alignment(steps, step_mask, tokens, token_mask, 2.0, token_logits).numpy()
+    for b in range(2):
+        want = direct_token_alignment(steps[b, :step_lengths[b]].numpy(), tokens[b, :token_lengths[b]].numpy(), 2.0,
+                                      token_logits[b, :token_lengths[b]].numpy())
         assert got[b] == pytest.approx(want, abs=1e-9)
 
 

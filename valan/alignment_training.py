@@ -21,6 +21,7 @@ from valan.discriminator_data import PairEncoder, collate, collate_candidates
 from valan.discriminator_training import (SYNTHETIC_NOTE, PairBatches, PairInputConfig, SupervisedRunConfig,
                                           prepare_pair_data, supervised_loop)
 from valan.errors import InputError
+from valan.losses import weighted_bce
 from valan.metrics.classification import roc_auc_by_kind
 from valan.negatives import NEGATIVE_TYPES, NegativeConfig, Pair
 
@@ -110,8 +111,6 @@ def evaluate_alignment(model: AlignmentModel, encoder: PairEncoder, pairs: list[
 
 def pretrain(config: AlignmentConfig, out: Path, resume: bool = False) -> dict[str, float]:
     """Pretrain the shared encoders; returns the last evaluation (``{split}/cma_auc/...``, ``{split}/nvs/...``)."""
-    from valan.losses import weighted_bce
-
     run, learning = config.run, config.learning
     if run.num_threads > 0:
         torch.set_num_threads(run.num_threads)

@@ -24,6 +24,7 @@ from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.graph import Connectivity
 from valan.errors import InputError
 from valan.features import FeatureStore, open_feature_store
+from valan.losses import focal_loss, weighted_bce
 from valan.metrics.classification import roc_auc_by_kind
 from valan.negatives import NEGATIVE_TYPES, NegativeConfig, NegativeSampler, Pair
 from valan.text import Vocabulary
@@ -50,6 +51,8 @@ class DiscriminatorModelConfig:
     hidden_dim: int = 128  # instruction BiLSTM output (hidden_dim // 2 per direction) and path LSTM size
     dropout: float = 0.0
     initial_scale: float = 5.0  # initial inverse temperature on the cosine similarities
+    # stepwise only: steps = VALAN's soft-min over steps; steps_and_tokens adds a token-side term
+    pooling: Literal["steps", "steps_and_tokens"] = "steps"
 
 
 @dataclass
@@ -193,8 +196,6 @@ def evaluate(model: torch.nn.Module, encoder: PairEncoder, pairs: Sequence[Pair]
 def pair_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], labels: torch.Tensor,
               config: DiscriminatorLearningConfig, pos_weight: float) -> torch.Tensor:
     """The configured loss of one batch of labelled pairs (``bce``/``focal``)."""
-    from valan.losses import focal_loss, weighted_bce
-
     logits = model(batch)
     if config.loss == "focal":
         return focal_loss(logits, labels, gamma=config.focal_gamma, alpha=config.focal_alpha)
