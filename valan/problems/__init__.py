@@ -80,7 +80,8 @@ class Problem:
         try:
             agent.load_state_dict(checkpoint["model"])
         except RuntimeError as e:
-            raise InputError(f"weights do not fit this agent: {str(e).splitlines()[0]}", source=source) from None
+            detail = " ".join(line.strip() for line in str(e).splitlines()[:2])
+            raise InputError(f"weights do not fit this agent: {detail}", source=source) from None
 
     def write_plots(self, config: TrainConfig, split: str, episodes: list[dict], directory: "Path",
                     limit: int) -> list["Path"]:

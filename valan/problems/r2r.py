@@ -7,6 +7,7 @@ the V-trace/imitation losses (``valan.losses``) and the R2R metrics (``valan.met
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -96,6 +97,23 @@ class R2RProblem(Problem):
             load_alignment_into(agent, checkpoint, source=source)
             return
         super().init_from(agent, checkpoint, source)
+
+    def write_plots(self, config: TrainConfig, split: str, episodes: list[dict], directory: Path,
+                    limit: int) -> list[Path]:
+        """Top-down pictures (``valan.plots``) of the first ``limit`` evaluated episodes: graph, reference path,
+        trajectory, with the episode's SR/SPL/NE/nDTW in the title."""
+        from valan.envs.r2r.dataset import load_r2r
+        from valan.envs.r2r.graph import Connectivity
+        from valan.metrics.r2r import evaluate_r2r
+        from valan.plots import write_episode_plot
+
+        chosen = {e["instr_id"]: e["trajectory"] for e in episodes[:limit]}
+        data = [ep for f in split_files(config, split) for ep in load_r2r(f) if ep.instr_id in chosen]
+        connectivity = Connectivity(config.data.resolve(config.data.connectivity))
+        _, scored = evaluate_r2r(data, [{"instr_id": i, "trajectory": t} for i, t in chosen.items()], connectivity)
+        results = {s["instr_id"]: s for s in scored}
+        return [write_episode_plot(directory, connectivity.graph(ep.scan), results[ep.instr_id], ep.path,
+                                   [step[0] for step in chosen[ep.instr_id]]) for ep in data]
 
 
 def _feature_spec(config: TrainConfig) -> str:
