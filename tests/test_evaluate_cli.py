@@ -140,7 +140,7 @@ def test_errors_are_one_line_with_file_and_instr_id(capsys, sample, tmp_path):
     assert_one_line_error(capsys, ["--predictions", jumped], "jump.json", f"instr_id {ep.instr_id}", "no edge",
                           plots=plots)
     assert_one_line_error(capsys, ["--predictions", tmp_path / "absent.json"], "absent.json", "file not found")
-    assert_one_line_error(capsys, [], "--predictions FILE or --baseline")
+    assert_one_line_error(capsys, [], "--predictions FILE", "--checkpoint CKPT", "--baseline")
 
 
 def test_test_split_cannot_be_scored(capsys, sample, tmp_path):
