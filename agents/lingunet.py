@@ -8,9 +8,11 @@ a linear layer to a per-example ``channels x channels`` 1x1 convolution kernel `
 channel concatenation), back to the input's resolution. A per-pixel MLP maps ``H_1`` to one score per cell and a
 softmax over all cells gives the distribution over the bear's position.
 
-With ``stride=1`` (the default) this is the model of the Touchdown SDR code and VALAN's
-``touchdown/sdr/lingunet.py``: 5x5 convolutions keep the resolution. ``stride=2`` halves the resolution at
-each level, as in Misra et al.'s original LingUNet. Sizes are configurable; the defaults are small for CPU.
+With ``stride=1`` (the default) the layout is that of the Touchdown SDR code and VALAN's
+``touchdown/sdr/lingunet.py``: 5x5 convolutions and deconvolutions that keep the resolution, two levels, a
+per-pixel MLP head (here one hidden layer, theirs two). Their sizes are larger (128 channels, 300-d embeddings,
+300/600-d LSTMs). ``stride=2`` halves the resolution at each level, as in Misra et al.'s original LingUNet.
+The defaults are small for CPU.
 """
 
 from __future__ import annotations
@@ -47,13 +49,13 @@ class LingUNet(nn.Module):
                  head_hidden_size: int = 16, dropout: float = 0.0):
         """``dropout`` applies to the word embeddings."""
         super().__init__()
-        if levels < 1:
-            raise ValueError(f"levels must be >= 1, got {levels}")
+        if levels < 1 or stride < 1:
+            raise ValueError(f"levels and stride must be >= 1, got {levels} and {stride}")
         if (2 * hidden_size) % levels:
             raise ValueError(f"the text vector (2 * hidden_size = {2 * hidden_size}) must split into {levels} equal slices")
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
-        self.levels, self.channels, self.stride = levels, channels, stride
+        self.levels, self.channels = levels, channels
         self.text_encoder = TextEncoder(vocab_size, embedding_size, hidden_size, dropout)
         self.slice_size = self.text_encoder.output_size // levels
         pad = kernel_size // 2
