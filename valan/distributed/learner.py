@@ -169,12 +169,6 @@ class Learner:
         """An actor died: forget its state and drop its unfinished unrolls."""
         self.server.retire(actor_id)
 
-    def write_scalars(self, scalars: dict[str, float], env_steps: int) -> None:
-        """Write scalars computed elsewhere (evaluation metrics) to the run's TensorBoard."""
-        for tag, value in scalars.items():
-            self.writer.add_scalar(tag, value, env_steps)
-        self.writer.flush()
-
     def stop(self) -> dict[str, Any]:
         """Stop training (if still running), write the final checkpoint, and report the counters."""
         self._stop.set()

@@ -137,7 +137,7 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
     from tqdm import tqdm
 
     started = time.monotonic()
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # the learner's working directory may differ from ours
     if resume and CheckpointManager(out_dir / "checkpoints").latest() is None:
         raise InputError("no checkpoint to resume from", source=str(out_dir / "checkpoints"))
     dist = config.distributed
