@@ -24,6 +24,19 @@ def test_placement_asks_for_the_accelerator_and_shares_the_remaining_cpus():
     assert learner["max_concurrency"] >= 9  # every actor can wait on the inference server at once
 
 
+def test_relative_data_root_is_made_absolute_for_workers(tmp_path, monkeypatch):
+    from valan.config import TrainConfig
+    from valan.distributed.training import with_absolute_data_root
+
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig()
+    config.data.root = "data/r2r"
+    resolved = with_absolute_data_root(config)
+    assert resolved.data.root == str(tmp_path / "data" / "r2r")
+    assert config.data.root == "data/r2r"  # the caller's config is left alone
+    assert with_absolute_data_root(TrainConfig()).data.root is None  # the bundled sample
+
+
 @pytest.mark.slow
 def test_learner_on_learner_node_actors_on_cpu_node(tmp_path):
     from valan.distributed.training import train

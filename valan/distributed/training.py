@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import time
 import uuid
 from pathlib import Path
@@ -65,6 +66,16 @@ def placement(cluster: dict[str, float], num_actors: int, num_eval_actors: int) 
     per_actor = (total_cpus - learner_cpus) / max(1, num_actors + num_eval_actors)
     actor_cpus = max(0.01, math.floor(100 * min(1.0, per_actor)) / 100)
     return learner, actor_cpus
+
+
+def with_absolute_data_root(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``data.root`` made absolute against this process's working directory: Ray workers (on
+    other nodes, too) resolve data paths from their own working directories."""
+    root = config.data.root
+    if root is None or Path(os.path.expanduser(root)).is_absolute():
+        return config
+    absolute = str(Path(os.path.expanduser(root)).resolve())
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=absolute))
 
 
 def _unwrap(error: BaseException) -> BaseException:
@@ -138,6 +149,7 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
 
     started = time.monotonic()
     out_dir = Path(out_dir).resolve()  # the learner's working directory may differ from ours
+    config = with_absolute_data_root(config)
     if resume and CheckpointManager(out_dir / "checkpoints").latest() is None:
         raise InputError("no checkpoint to resume from", source=str(out_dir / "checkpoints"))
     dist = config.distributed
