@@ -162,16 +162,17 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
     setup = learner.setup.remote()
     actor_class = ray.remote(EnvActor)
 
-    def start_actor(name: str, actor_id: int):
+    def start_actor(name: str, actor_id: int, num_envs: int):
         return actor_class.options(name=f"valan-{run_id}-{name}", num_cpus=actor_cpus,
-                                   max_restarts=ACTOR_MAX_RESTARTS).remote(
-            actor_id, problem, config, learner, dist.envs_per_actor)
+                                   max_restarts=ACTOR_MAX_RESTARTS).remote(actor_id, problem, config, learner, num_envs)
 
     def make_actor(i: int):
-        return start_actor(f"actor-{i}-{uuid.uuid4().hex[:4]}", i)
+        return start_actor(f"actor-{i}-{uuid.uuid4().hex[:4]}", i, dist.envs_per_actor)
 
     # Actors start up while the learner sets up; their requests wait for it, then for the trainer (backpressure).
-    eval_actors = [start_actor(f"eval-{i}", EVAL_ACTOR_ID_BASE + i) for i in range(len(assignment))]
+    # An eval actor steps a whole inference batch of episodes at a time (nothing else is waiting on it).
+    eval_actors = [start_actor(f"eval-{i}", EVAL_ACTOR_ID_BASE + i, max(dist.envs_per_actor, dist.max_batch))
+                   for i in range(len(assignment))]
     supervisor = _Supervisor(make_actor, dist.num_actors, learner)
     aggregator = EvalAggregator(problem, config, out_dir)
     evaluations: dict[int, dict[str, dict[str, float]]] = {}
