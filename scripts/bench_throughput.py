@@ -8,16 +8,19 @@
 3. the learner's compute bound: in-process, no Ray, no environments: the acting forward pass (at the batch size
    central inference reaches with N actors) plus the learning forward/backward on a batch of unrolls.
 
-(1) and (2) are env steps per second consumed by the learner while training, over a window after a warm-up;
-(3) is ``1 / (acting seconds per env step + learning seconds per env step)``. Synthetic features (no visual
-information) unless the config names a feature file. The last line printed is one JSON object.
+(1) and (2) are env steps per second consumed by the learner while training, over a window after a warm-up,
+for each actor layout N x K (N actors stepping K environments each; the first layout's figures are the
+headline keys, all layouts are under "layouts"); (3) is ``1 / (acting seconds per env step + learning seconds per
+env step)``, one torch thread. Synthetic features (no visual information) unless the config names a feature
+file. The last line printed is one JSON object.
 
-    .venv/bin/python scripts/bench_throughput.py [--config FILE] [--set KEY=VALUE ...] [--num-actors N]
+    .venv/bin/python scripts/bench_throughput.py [--config FILE] [--set KEY=VALUE ...] [--layouts 2x8 8x2]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -147,8 +150,8 @@ def measure_ray(variant: str, problem: Problem, config: TrainConfig, warmup_s: f
             ray.kill(actor)
         ray.get(learner.close.remote())
         ray.kill(learner)
-    return {"env_steps_per_s": env_steps_per_s, "mean_batch_size": stats.get("mean_batch_size", float("nan")),
-            "mean_wait_ms": stats.get("mean_wait_ms", float("nan")), "policy_lag": stats.get("policy_lag", float("nan"))}
+    keys = ("mean_batch_size", "mean_wait_ms", "forward_ms", "fill", "policy_lag")
+    return {"env_steps_per_s": env_steps_per_s, **{k: stats.get(k, float("nan")) for k in keys}}
 
 
 def measure_compute_bound(problem: Problem, config: TrainConfig, acting_batch: int, repeats: int
@@ -195,57 +198,92 @@ def measure_compute_bound(problem: Problem, config: TrainConfig, acting_batch: i
             "learning_ms_per_step": 1000 * learning_s * T * B}
 
 
+def parse_layout(text: str) -> tuple[int, int]:
+    """``"NxK"`` -> (N actors, K environments per actor)."""
+    try:
+        n, k = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"layout {text!r} must look like 8x2 (actors x envs per actor)") from None
+    return n, k
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="training config (default: the bundled sample's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--num-actors", type=int, default=None, help="default: the config's distributed.num_actors")
+    parser.add_argument("--layouts", type=parse_layout, nargs="+", default=[(2, 8), (8, 2)], metavar="NxK",
+                        help="actors x environments per actor; the first one is the headline (default: 2x8, the "
+                             "training default, then 8x2, VALAN/IMPALA-like many small actors)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before each measurement window")
     parser.add_argument("--window", type=float, default=20.0, help="seconds measured per variant")
     parser.add_argument("--repeats", type=int, default=20, help="compute bound: timed repetitions")
     args = parser.parse_args()
 
-    config = load_config(args.config, args.overrides)
-    if args.num_actors is not None:
-        config.distributed.num_actors = args.num_actors
-    config.data.eval = {}
-    config.run.total_env_steps = 10 ** 12
-    config.run.checkpoint_every_env_steps = 0
-    config.run.eval_every_env_steps = 0
-    problem = get_problem(config.problem)
-    dist = config.distributed
-    acting_batch = min(dist.max_batch, dist.num_actors * dist.envs_per_actor)
-    # The bound: the faster of one torch thread (as in the Ray learner, which runs inference and training in two
-    # threads of one intra-op thread each) and all cores' threads.
-    bounds = {}
-    for threads in sorted({1, os.cpu_count() or 1}):
-        torch.set_num_threads(threads)
-        bounds[threads] = measure_compute_bound(problem, config, acting_batch, args.repeats)
-        print(json.dumps({f"compute_bound_{threads}_threads": bounds[threads]}), flush=True)
-    bound = max(bounds.values(), key=lambda b: b["env_steps_per_s"])
+    base = load_config(args.config, args.overrides)
+    base.data.eval = {}
+    base.run.total_env_steps = 10 ** 12
+    base.run.checkpoint_every_env_steps = 0
+    base.run.eval_every_env_steps = 0
+    problem = get_problem(base.problem)
+
+    def layout_config(n: int, k: int) -> TrainConfig:
+        return dataclasses.replace(base, distributed=dataclasses.replace(base.distributed, num_actors=n,
+                                                                          envs_per_actor=k))
+
+    def acting_batch(n: int, k: int) -> int:
+        return min(base.distributed.max_batch, n * k)
+
+    # The bound, with one torch thread as in the Ray learner (Ray gives its one-CPU actor one OpenMP thread; it runs
+    # inference and training in two such threads), measured before and after the Ray variants (the mean of the
+    # two), since other load on the machine changes over the run.
+    torch.set_num_threads(1)
+    batches = sorted({acting_batch(n, k) for n, k in args.layouts})
+
+    def bounds_now() -> dict[int, float]:
+        out = {}
+        for batch in batches:
+            bound = measure_compute_bound(problem, base, batch, args.repeats)
+            print(json.dumps({"compute_bound": {"acting_batch": batch, **bound}}), flush=True)
+            out[batch] = bound["env_steps_per_s"]
+        return out
+
+    before = bounds_now()
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    results = {}
+    results: dict[tuple[int, int], dict[str, dict[str, float]]] = {}
     try:
-        for variant in ("threads", "local", "asyncio"):
-            results[variant] = measure_ray(variant, problem, config, args.warmup, args.window)
-            print(json.dumps({variant: results[variant]}), flush=True)
+        for i, (n, k) in enumerate(args.layouts):
+            variants = ("threads", "local", "asyncio") if i == 0 else ("threads", "local")
+            for variant in variants:
+                measured = measure_ray(variant, problem, layout_config(n, k), args.warmup, args.window)
+                results.setdefault((n, k), {})[variant] = measured
+                print(json.dumps({"layout": f"{n}x{k}", variant: measured}), flush=True)
     finally:
         ray.shutdown()
-    agent = problem.make_agent(config, problem.feature_table(config))
-    central = results["threads"]["env_steps_per_s"]
-    summary = {
-        "central_env_steps_per_s": round(central, 1),
-        "central_asyncio_env_steps_per_s": round(results["asyncio"]["env_steps_per_s"], 1),
-        "local_env_steps_per_s": round(results["local"]["env_steps_per_s"], 1),
-        "compute_bound_env_steps_per_s": round(bound["env_steps_per_s"], 1),
-        "central_over_local": round(central / results["local"]["env_steps_per_s"], 3),
-        "central_over_compute_bound": round(central / bound["env_steps_per_s"], 3),
-        "central_mean_inference_batch": round(results["threads"]["mean_batch_size"], 2),
-        "num_actors": dist.num_actors, "envs_per_actor": dist.envs_per_actor,
-        "unroll_length": config.learning.unroll_length, "batch_size": config.learning.batch_size,
-        "model_parameters": sum(p.numel() for p in agent.parameters()),
-        "features": config.data.features, "cpus": os.cpu_count(),
-    }
+    after = bounds_now()
+
+    def summarize(n: int, k: int) -> dict[str, Any]:
+        r = results[(n, k)]
+        central, local = r["threads"]["env_steps_per_s"], r["local"]["env_steps_per_s"]
+        batch = acting_batch(n, k)
+        bound = (before[batch] + after[batch]) / 2
+        out = {"central_env_steps_per_s": round(central, 1), "local_env_steps_per_s": round(local, 1),
+               "compute_bound_env_steps_per_s": round(bound, 1),
+               "compute_bound_before_after": [round(before[batch], 1), round(after[batch], 1)],
+               "central_over_local": round(central / local, 3), "central_over_compute_bound": round(central / bound, 3),
+               "central_mean_inference_batch": round(r["threads"]["mean_batch_size"], 2),
+               "central_policy_lag": round(r["threads"]["policy_lag"], 2),
+               "local_policy_lag": round(r["local"]["policy_lag"], 2),
+               "num_actors": n, "envs_per_actor": k}
+        if "asyncio" in r:
+            out["central_asyncio_env_steps_per_s"] = round(r["asyncio"]["env_steps_per_s"], 1)
+        return out
+
+    agent = problem.make_agent(base, problem.feature_table(base))
+    summary = {**summarize(*args.layouts[0]),
+               "layouts": {f"{n}x{k}": summarize(n, k) for n, k in args.layouts},
+               "unroll_length": base.learning.unroll_length, "batch_size": base.learning.batch_size,
+               "model_parameters": sum(p.numel() for p in agent.parameters()),
+               "features": base.data.features, "feature_dim": base.data.synthetic_dim, "cpus": os.cpu_count()}
     print(json.dumps(summary))
 
 

@@ -166,6 +166,7 @@ class InferenceServer:
         self._generator.manual_seed(seed)
         self._groups: dict[tuple[bool, int], _SlotGroup] = {}
         self._retired: dict[int, set[str]] = {}
+        self._blocked: set[int] = set()  # actors waiting for room in the unroll queue: no request can come from them
         self._pending: deque[_Request] = deque()
         self._cond = threading.Condition()
         self._stats = InferenceStats()
@@ -200,7 +201,7 @@ class InferenceServer:
         await request.future
         if request.unrolls:
             # Backpressure without blocking the event loop: wait for queue room in a worker thread.
-            await request.loop.run_in_executor(None, self._enqueue, request.unrolls)
+            await request.loop.run_in_executor(None, self._enqueue, request.actor_id, request.unrolls)
             request.unrolls = []
         return self._finish(request)
 
@@ -258,27 +259,39 @@ class InferenceServer:
         if request.error is not None:
             raise request.error
         if request.unrolls:
-            self._enqueue(request.unrolls)
+            self._enqueue(request.actor_id, request.unrolls)
         return request.actions
 
-    def _enqueue(self, unrolls: list[Unroll]) -> None:
+    def _enqueue(self, actor_id: int, unrolls: list[Unroll]) -> None:
         for unroll in unrolls:
-            while self._recording.is_set() and not self._stop.is_set():
-                try:
-                    self.unroll_queue.put(unroll, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+            try:
+                self.unroll_queue.put_nowait(unroll)
+                continue
+            except queue.Full:
+                pass
+            with self._cond:
+                self._blocked.add(actor_id)
+                self._cond.notify_all()  # a batch waiting for this actor can run now
+            try:
+                while self._recording.is_set() and not self._stop.is_set():
+                    try:
+                        self.unroll_queue.put(unroll, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+            finally:
+                with self._cond:
+                    self._blocked.discard(actor_id)
 
     def _batch_ready(self) -> bool:
-        """Whether the oldest request's kind has a full batch, or every known actor of that kind is waiting (no
-        other request can come before one of them is answered)."""
+        """Whether the oldest request's kind has a full batch, or every known actor of that kind that is not blocked
+        on a full unroll queue is waiting (no other request can come before one of them is answered)."""
         kind = self._pending[0].evaluation
         waiting = [r for r in self._pending if r.evaluation == kind]
         if sum(r.size for r in waiting) >= self.max_batch:
             return True
-        known = {actor for evaluation, actor in self._groups if evaluation == kind}
-        return bool(known) and known <= {r.actor_id for r in waiting}
+        expected = {actor for evaluation, actor in self._groups if evaluation == kind} - self._blocked
+        return bool(expected) and expected <= {r.actor_id for r in waiting}
 
     def _take_batch(self) -> list[_Request] | None:
         """Wait for a ready batch (see :meth:`_batch_ready`) or the oldest request's deadline; None when stopping."""
