@@ -122,6 +122,7 @@ def split_unroll(unroll: Unroll, size: int) -> tuple[Unroll, Unroll]:
 
 
 def unroll_batch_size(unroll: Unroll) -> int:
+    """Number of unrolls (env slots) in an unroll block."""
     return len(unroll["imitation"])
 
 
