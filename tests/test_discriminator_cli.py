@@ -125,3 +125,15 @@ def test_bad_pairs_record_and_options(checkpoint, tmp_path, capsys):
     not_a_checkpoint = tmp_path / "x.pt"
     shutil.copy(pairs, not_a_checkpoint)
     assert main(["score", "--checkpoint", str(not_a_checkpoint), "--pairs", str(pairs), "--output", str(out)]) == 2
+
+
+@pytest.mark.parametrize("name", ["discriminator.yaml", "discriminator_r2r.yaml", "alignment.yaml"])
+def test_shipped_configs_load(name):
+    from valan.alignment_training import AlignmentConfig
+    from valan.config import load_config
+    from valan.configs import config_path
+    from valan.discriminator_training import DiscriminatorConfig
+
+    schema = AlignmentConfig if name.startswith("alignment") else DiscriminatorConfig
+    config = load_config(config_path(name), schema=schema)
+    assert config.problem == name.split(".")[0].split("_")[0]
