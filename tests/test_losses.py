@@ -85,7 +85,8 @@ def test_vtrace_clips_off_policy_importance_weights():
 def test_teacher_forcing_probability_per_mode():
     assert teacher_forcing_probability(LearningConfig(mode="mixed", p_imitation=0.3)) == 0.3
     assert teacher_forcing_probability(LearningConfig(mode="imitation")) == 1.0
-    assert teacher_forcing_probability(LearningConfig(mode="student_forcing")) == 0.0
+    assert teacher_forcing_probability(LearningConfig(mode="student_forcing", p_imitation=0.0)) == 0.0
+    assert teacher_forcing_probability(LearningConfig(mode="student_forcing", p_imitation=0.5)) == 0.5
     assert teacher_forcing_probability(LearningConfig(mode="rl")) == 0.0
 
 

@@ -96,8 +96,10 @@ class AgentConfig:
 class LearningConfig:
     """Losses and optimizer. Steps here are learner steps (one batch of ``batch_size`` unrolls)."""
 
-    mode: LearningMode = "imitation"  # mixed: per-unroll coin with p_imitation; rl; imitation; student_forcing
-    p_imitation: float = 0.5  # probability that an unroll is teacher-forced in "mixed" mode (VALAN: 0.5)
+    # imitation: teacher forcing; student_forcing: act by sampling, learn the oracle's actions; mixed: imitation
+    # on teacher-forced unrolls, V-trace RL on the others; rl: V-trace only
+    mode: LearningMode = "imitation"
+    p_imitation: float = 0.5  # share of teacher-forced unrolls in "mixed" (VALAN: 0.5) and "student_forcing" modes
     unroll_length: int = 12  # T (the unroll holds T + 1 steps, the first overlapping the previous unroll)
     batch_size: int = 16  # B, unrolls per learner step
     lr: float = 1e-3  # Adam learning rate

@@ -10,7 +10,8 @@ Which steps learn from what (``learning.mode``):
 
 - ``"rl"``: V-trace actor-critic on every step.
 - ``"imitation"`` (teacher forcing: the actors execute ``oracle_next_action``) and ``"student_forcing"``
-  (the actors sample the policy): cross-entropy to ``oracle_next_action`` on every step.
+  (the actors sample the policy, except in a ``p_imitation`` share of teacher-forced unrolls; 0 = pure student
+  forcing): cross-entropy to ``oracle_next_action`` on every step.
 - ``"mixed"``: per unroll, imitation where ``unroll["imitation"]`` (the unroll was teacher-forced), V-trace
   elsewhere. Teacher-forced unrolls are not used for V-trace: their actions are not the behaviour policy's.
 
@@ -33,7 +34,8 @@ from valan.vtrace import vtrace_from_importance_weights
 
 def teacher_forcing_probability(learning: LearningConfig) -> float:
     """Probability that an actor's unroll executes the oracle's actions, for ``learning.mode``."""
-    return {"mixed": learning.p_imitation, "imitation": 1.0, "rl": 0.0, "student_forcing": 0.0}[learning.mode]
+    return {"mixed": learning.p_imitation, "imitation": 1.0, "rl": 0.0,
+            "student_forcing": learning.p_imitation}[learning.mode]
 
 
 def action_log_probs(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
