@@ -52,6 +52,7 @@ from valan.data import sample_path
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.graph import Connectivity, ViewpointIndex
 from valan.envs.r2r.rewards import NEEDS_NDTW, REWARDS, Transition
+from valan.envs.schedule import EpisodeSchedule
 from valan.errors import InputError
 from valan.features import R2R_HEADINGS, R2R_VIEWS, FeatureStore, SyntheticFeatures, r2r_view_index
 from valan.metrics.r2r import DTW_THRESHOLD, SUCCESS_THRESHOLD, ndtw
@@ -525,11 +526,7 @@ class BatchedR2REnv:
                                                           self.features if include_features else None)
         self.single_action_space = spaces.Discrete(1 + max_candidates)
         self.active = np.zeros(num_envs, bool)
-        self._seed = seed
-        self._rng = np.random.default_rng(seed)
-        self._order = np.zeros(0, np.int64)
-        self._cursor = 0
-        self._pool: np.ndarray | None = None
+        self._schedule = EpisodeSchedule(len(self.world.episodes), evaluation, seed)
 
     @property
     def viewpoint_index(self) -> ViewpointIndex:
@@ -544,33 +541,15 @@ class BatchedR2REnv:
         """``(num_viewpoints, 36, D)`` features in global index order (default: this env's feature store)."""
         return self.world.feature_table(store or self.features)
 
-    def _take(self, count: int) -> np.ndarray:
-        """The next ``count`` episode rows (fewer in evaluation once the split is exhausted)."""
-        out = []
-        while count > 0:
-            if self._cursor == len(self._order):
-                if self.evaluation:
-                    break
-                pool = len(self.world.episodes) if self._pool is None else self._pool
-                self._order, self._cursor = self._rng.permutation(pool), 0
-            n = min(count, len(self._order) - self._cursor)
-            out.append(self._order[self._cursor:self._cursor + n])
-            self._cursor += n
-            count -= n
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
-
     def set_episode_pool(self, rows: np.ndarray | None) -> None:
         """Training draws only episode ``rows`` (None: all) from now on, starting a fresh permutation (curriculum)."""
-        self._pool = None if rows is None else np.asarray(rows, np.int64)
-        self._cursor = len(self._order)
+        self._schedule.set_pool(rows)
 
     def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start over: training draws a new permutation (seeded by ``seed``, else the constructor's seed);
         evaluation restarts from the first episode."""
-        self._rng = np.random.default_rng(self._seed if seed is None else seed)
-        self._order = np.arange(len(self.world.episodes)) if self.evaluation else np.zeros(0, np.int64)
-        self._cursor = 0
-        episodes = self._take(self.num_envs)
+        self._schedule.restart(seed)
+        episodes = self._schedule.take(self.num_envs)
         slots = np.arange(self.num_envs)
         self.active[:] = slots < len(episodes)
         # Idle slots sit at the first episode's start so their (ignored) observations are valid.
@@ -588,7 +567,7 @@ class BatchedR2REnv:
         ended = np.flatnonzero(done)
         finished = [{"slot": int(s), **info} for s, info in zip(ended, self._slots.summaries(ended))]
         if len(ended):
-            episodes = self._take(len(ended))
+            episodes = self._schedule.take(len(ended))
             self._slots.start(ended[:len(episodes)], episodes)
             self.active[ended[len(episodes):]] = False
         return self._slots.observe(), reward, done, {"active": self.active.copy(), "finished": finished}

@@ -50,6 +50,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from valan.envs.schedule import EpisodeSchedule
 from valan.envs.streetview.dataset import SAMPLE_TOUCHDOWN, StreetViewRoute, build_vocabulary, load_routes
 from valan.envs.streetview.graph import UNREACHABLE, StreetGraph, load_graph
 from valan.envs.streetview.navigation import (NO_LINK, NUM_DISCRETE_ACTIONS, PANORAMIC_BINS, PANORAMIC_WINDOW,
@@ -403,10 +404,7 @@ class BatchedTouchdownEnv:
         self.single_observation_space = observation_space(self.world, max_steps, self._slots.num_actions, used)
         self.single_action_space = spaces.Discrete(self._slots.num_actions)
         self.active = np.zeros(num_envs, bool)
-        self._seed = seed
-        self._rng = np.random.default_rng(seed)
-        self._order = np.zeros(0, np.int64)
-        self._cursor = 0
+        self._schedule = EpisodeSchedule(len(self.world.routes), evaluation, seed)
 
     @property
     def graph(self) -> StreetGraph:
@@ -421,26 +419,11 @@ class BatchedTouchdownEnv:
         """``(num_panoramas, V, D)`` unrolled features in panorama index order (default: this env's store)."""
         return self.world.feature_table(store or self.features)
 
-    def _next_episodes(self, count: int) -> list[int]:
-        """The next ``count`` route rows (fewer in evaluation once every route has been handed out)."""
-        out: list[int] = []
-        while len(out) < count:
-            if self._cursor == len(self._order):
-                if self.evaluation:
-                    break
-                self._order, self._cursor = self._rng.permutation(len(self.world.routes)), 0
-            n = min(count - len(out), len(self._order) - self._cursor)
-            out.extend(self._order[self._cursor:self._cursor + n].tolist())
-            self._cursor += n
-        return out
-
     def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start over: training draws a new permutation (seeded by ``seed``, else the constructor's seed);
         evaluation restarts from the first route."""
-        self._rng = np.random.default_rng(self._seed if seed is None else seed)
-        self._order = np.arange(len(self.world.routes)) if self.evaluation else np.zeros(0, np.int64)
-        self._cursor = 0
-        episodes = self._next_episodes(self.num_envs)
+        self._schedule.restart(seed)
+        episodes = self._schedule.take(self.num_envs).tolist()
         self.active[:] = np.arange(self.num_envs) < len(episodes)
         # Idle slots sit at the first route's start so that their (ignored) observations are valid.
         self._slots.start(range(self.num_envs), episodes + [0] * (self.num_envs - len(episodes)))
@@ -457,7 +440,7 @@ class BatchedTouchdownEnv:
         ended = np.flatnonzero(done)
         finished = [{"slot": int(s), **self._slots.summary(int(s))} for s in ended]
         if len(ended):
-            episodes = self._next_episodes(len(ended))
+            episodes = self._schedule.take(len(ended)).tolist()
             self._slots.start(ended[:len(episodes)], episodes)
             self.active[ended[len(episodes):]] = False
         return self._slots.observe(), reward, done, {"active": self.active.copy(), "finished": finished}
