@@ -29,8 +29,8 @@ from valan.metrics.classification import roc_auc_by_kind
 from valan.negatives import NEGATIVE_TYPES, NegativeConfig, NegativeSampler, Pair
 from valan.text import Vocabulary
 
-SYNTHETIC_NOTE = ("note: synthetic features carry no visual information; these scores come from language and path "
-                  "geometry (and viewpoint identity) alone")
+SYNTHETIC_NOTE = ("note: synthetic features carry no visual information; these results come from language and path "
+                  "geometry alone (synthetic vectors at most identify viewpoints)")
 
 
 @dataclass
