@@ -9,7 +9,7 @@ Two models, both returning one logit per pair (higher = the instruction describe
 - ``TwoTowerDiscriminator``: one unit vector per instruction and per path; the logit is a scaled cosine plus a
   bias, so a batch of instructions and paths can be scored all against all (in-batch softmax training).
 
-Batches come from ``valan.discriminator_data.collate``: ``tokens`` (U, L) and ``token_lengths`` (U,) of the U
+Batches come from ``valan.problems.discriminator.pairs.collate``: ``tokens`` (U, L) and ``token_lengths`` (U,) of the U
 distinct instructions, ``instruction_index`` (B,) (each pair's instruction row), ``features`` (B, T, D),
 ``geometry`` (B, T, 5), ``path_lengths`` (B,).
 """
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from valan.discriminator_data import GEOMETRY_DIM
+from valan.problems.discriminator.pairs import GEOMETRY_DIM
 from valan.errors import InputError
 
 _NEG = -1e9

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from valan.envs.r2r.env import BatchedR2REnv, R2REnv
-from valan.features import SyntheticFeatures
+from valan.features.stores import SyntheticFeatures
 
 
 def _random_valid_actions(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
-"""Time ``valan.metrics.r2r.evaluate_r2r`` on a full split beside the official evaluation's algorithm.
+"""Time ``valan.envs.r2r.metrics.evaluate_r2r`` on a full split beside the official evaluation's algorithm.
 
 For each agent (seeded random policy, shortest-path oracle), both evaluators start from the files: valan loads the
 data and the scans' graphs (SciPy Dijkstra) and scores every metric; the reference
-(``valan.metrics.r2r_reference``: pure-Python graphs, one heapq Dijkstra per viewpoint as networkx's
+(``reference.r2r_eval``: pure-Python graphs, one heapq Dijkstra per viewpoint as networkx's
 ``all_pairs_dijkstra_path_length`` in the Matterport3D simulator's ``tasks/R2R/eval.py``, plus nDTW/SDTW/CLS as their
 reference code) does the same. Reports the best of ``--repeats`` wall times, the speed ratio, and the largest
 absolute difference between the two evaluators' per-episode and summary metrics.
@@ -20,11 +20,11 @@ import platform
 import time
 from pathlib import Path
 
-from valan.baselines import baseline_predictions
+from valan.problems.r2r.baselines import baseline_predictions
 from valan.envs.r2r.dataset import load_r2r
 from valan.envs.r2r.graph import Connectivity
-from valan.metrics.r2r import SUMMARY_KEYS, evaluate_r2r
-from valan.metrics.r2r_reference import ReferenceEvaluation
+from valan.envs.r2r.metrics import SUMMARY_KEYS, evaluate_r2r
+from reference.r2r_eval import ReferenceEvaluation
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "r2r"
 

@@ -27,7 +27,7 @@ import numpy as np
 
 CHILD = r"""
 import json, sys, time, tracemalloc
-from valan.features import CachedFeatures, TsvFeatures, convert_tsv
+from valan.features.stores import CachedFeatures, TsvFeatures, convert_tsv
 
 def hwm_bytes():
     for line in open("/proc/self/status"):

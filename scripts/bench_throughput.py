@@ -37,10 +37,10 @@ from valan.config import TrainConfig, load_config
 from valan.distributed.actor import EnvActor
 from valan.distributed.inference import InferenceServer, new_incarnation, stack_unrolls
 from valan.distributed.learner import Learner, load_snapshot, weights_snapshot
-from valan.distributed.training import placement
-from valan.losses import teacher_forcing_probability
+from valan.distributed.driver import placement
+from valan.learning.losses import teacher_forcing_probability
 from valan.problems import Problem, get_problem
-from valan.training import make_optimizer, to_tensors, train_step
+from valan.learning.step import make_optimizer, to_tensors, train_step
 
 
 class AsyncioLearner(Learner):

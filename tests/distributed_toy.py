@@ -169,7 +169,7 @@ class ToyProblem(Problem):
         return ToyAgent()
 
     def loss(self, agent: torch.nn.Module, unroll: dict[str, Any], config: TrainConfig):
-        from valan.losses import agent_loss
+        from valan.learning.losses import agent_loss
 
         return agent_loss(agent, unroll, config.learning)
 

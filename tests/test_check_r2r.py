@@ -8,7 +8,7 @@ import pytest
 
 from valan.cli import main
 from valan.envs.r2r.graph import Connectivity
-from valan.fileio import read_json
+from valan.io import read_json
 
 
 def _check(data, connectivity) -> list[str]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from valan.config import LearningConfig, apply_overrides, load_config
-from valan.curriculum import CurriculumEnv, CurriculumSchedule, difficulty_order
+from valan.problems.r2r.curriculum import CurriculumEnv, CurriculumSchedule, difficulty_order
 from valan.problems import get_problem
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from valan.cli import main
 from valan.commands.filter import kept_indices
-from valan.fileio import read_jsonl
+from valan.io import read_jsonl
 
 TINY = ["--set", "run.total_steps=6", "--set", "run.eval_every_steps=3", "--set", "model.hidden_dim=16",
         "--set", "model.embed_dim=8", "--set", "learning.batch_size=24", "--set", "run.num_threads=1",
@@ -129,10 +129,10 @@ def test_bad_pairs_record_and_options(checkpoint, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["discriminator.yaml", "discriminator_r2r.yaml", "alignment.yaml"])
 def test_shipped_configs_load(name):
-    from valan.alignment_training import AlignmentConfig
+    from valan.problems.alignment.training import AlignmentConfig
     from valan.config import load_config
     from valan.configs import config_path
-    from valan.discriminator_training import DiscriminatorConfig
+    from valan.problems.discriminator.training import DiscriminatorConfig
 
     schema = AlignmentConfig if name.startswith("alignment") else DiscriminatorConfig
     config = load_config(config_path(name), schema=schema)

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 import distributed_toy as toy
-from valan.distributed.training import placement
+from valan.distributed.driver import placement
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
@@ -26,7 +26,7 @@ def test_placement_asks_for_the_accelerator_and_shares_the_remaining_cpus():
 
 def test_relative_data_root_is_made_absolute_for_workers(tmp_path, monkeypatch):
     from valan.config import TrainConfig
-    from valan.distributed.training import with_absolute_data_root
+    from valan.distributed.driver import with_absolute_data_root
 
     monkeypatch.chdir(tmp_path)
     config = TrainConfig()
@@ -39,7 +39,7 @@ def test_relative_data_root_is_made_absolute_for_workers(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_learner_on_learner_node_actors_on_cpu_node(tmp_path):
-    from valan.distributed.training import train
+    from valan.distributed.driver import train
 
     ray.cloudpickle.register_pickle_by_value(toy)
     cluster = cluster_utils.Cluster(

@@ -52,7 +52,7 @@ def _kill_first_actor_once_running(stop: threading.Event, killed: list) -> None:
 
 
 def test_learns_to_follow_instructions_from_near_chance_despite_a_killed_actor(ray_session, tmp_path):
-    from valan.distributed.training import train
+    from valan.distributed.driver import train
 
     torch.manual_seed(0)
     stop, killed = threading.Event(), []
@@ -83,7 +83,7 @@ def test_learns_to_follow_instructions_from_near_chance_despite_a_killed_actor(r
 
 
 def test_resume_continues_step_count_and_optimizer_state(ray_session, tmp_path):
-    from valan.distributed.training import train
+    from valan.distributed.driver import train
 
     config = small_config(1024, data=dict(eval={}))
     first = train(toy.ToyProblem(), config, tmp_path, show_progress=False)
@@ -99,7 +99,7 @@ def test_resume_continues_step_count_and_optimizer_state(ray_session, tmp_path):
 
 
 def test_resume_without_checkpoint_is_an_input_error(ray_session, tmp_path):
-    from valan.distributed.training import train
+    from valan.distributed.driver import train
     from valan.errors import InputError
 
     with pytest.raises(InputError, match="no checkpoint to resume"):

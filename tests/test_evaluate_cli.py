@@ -9,11 +9,11 @@ import sys
 import pytest
 from PIL import Image
 
-from valan.baselines import baseline_predictions
+from valan.problems.r2r.baselines import baseline_predictions
 from valan.cli import main
 from valan.envs.r2r.dataset import load_r2r
 from valan.envs.r2r.graph import Connectivity
-from valan.metrics.r2r import SUMMARY_KEYS, evaluate_r2r
+from valan.envs.r2r.metrics import SUMMARY_KEYS, evaluate_r2r
 
 METRIC_KEYS = {"nav_error", "oracle_error", "success", "oracle_success", "spl", "trajectory_length",
                "shortest_path_length", "steps", "ndtw", "sdtw", "cls"}

@@ -14,9 +14,9 @@ from PIL import Image
 
 from valan.cli import main
 from valan.errors import InputError
-from valan.extraction import (IMAGENET_MEAN, IMAGENET_STD, equirect_crop, equirect_views, focal_length, list_r2r_images, load_model,
+from valan.features.extraction import (IMAGENET_MEAN, IMAGENET_STD, equirect_crop, equirect_views, focal_length, list_r2r_images, load_model,
                               perspective_rays, sample_equirect)
-from valan.features import CachedFeatures
+from valan.features.stores import CachedFeatures
 
 torch.set_num_threads(1)
 

@@ -13,7 +13,7 @@ import pytest
 
 from valan.cli import main
 from valan.errors import InputError
-from valan.features import (CachedFeatures, SyntheticFeatures, TsvFeatures, convert_tsv, open_feature_store,
+from valan.features.stores import (CachedFeatures, SyntheticFeatures, TsvFeatures, convert_tsv, open_feature_store,
                             r2r_view_index)
 
 

@@ -12,7 +12,7 @@ import torch
 
 from valan.config import apply_overrides, load_config
 from valan.problems import get_problem
-from valan.training import learning_rate, make_optimizer, to_tensors, train_step
+from valan.learning.step import learning_rate, make_optimizer, to_tensors, train_step
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import torch
 
 from valan.agents.base import MASKED_LOGIT
 from valan.config import LearningConfig
-from valan.losses import focal_loss, teacher_forcing_probability, unroll_loss, weighted_bce
+from valan.learning.losses import focal_loss, teacher_forcing_probability, unroll_loss, weighted_bce
 
 M = MASKED_LOGIT
 

@@ -10,13 +10,13 @@ import random
 import numpy as np
 import pytest
 
-from valan.baselines import baseline_predictions
+from valan.problems.r2r.baselines import baseline_predictions
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.graph import Connectivity
 from valan.errors import InputError
-from valan.metrics.r2r import (SUMMARY_KEYS, cls, dtw, evaluate_r2r, ndtw, parse_predictions, path_length,
+from valan.envs.r2r.metrics import (SUMMARY_KEYS, cls, dtw, evaluate_r2r, ndtw, parse_predictions, path_length,
                                remove_repeats, score_episode, sdtw)
-from valan.metrics.r2r_reference import ReferenceEvaluation, all_pairs_dijkstra, dtw_distance, load_nav_graphs
+from reference.r2r_eval import ReferenceEvaluation, all_pairs_dijkstra, dtw_distance, load_nav_graphs
 
 
 def write_connectivity(directory, scan, positions, edges, excluded=()):

@@ -10,8 +10,8 @@ import pytest
 
 from valan.envs.r2r.dataset import load_r2r
 from valan.envs.r2r.graph import Connectivity
-from valan.metrics.classification import roc_auc, roc_auc_by_kind
-from valan.negatives import GRAPH_VALID_TYPES, NEGATIVE_TYPES, NegativeConfig, NegativeSampler, path_length
+from valan.problems.discriminator.metrics import roc_auc, roc_auc_by_kind
+from valan.problems.discriminator.negatives import GRAPH_VALID_TYPES, NEGATIVE_TYPES, NegativeConfig, NegativeSampler, path_length
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from valan.envs.r2r.graph import Connectivity
 from valan.envs.r2r.rewards import Transition, distance_reward, ndtw_reward, success_reward
 from valan.data import sample_path
 from valan.errors import InputError
-from valan.features import SyntheticFeatures
-from valan.metrics.r2r import ndtw
+from valan.features.stores import SyntheticFeatures
+from valan.envs.r2r.metrics import ndtw
 from valan.text import Vocabulary
 
 

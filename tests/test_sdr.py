@@ -14,7 +14,7 @@ from valan.agents.lingunet import LingUNet
 from valan.checkpoint import save_checkpoint
 from valan.cli import main
 from valan.errors import InputError
-from valan.sdr import (
+from valan.problems.sdr.task import (
     NpyFeatureMaps,
     PixelSpace,
     SDRDataset,
@@ -346,7 +346,7 @@ def test_lingunet_learns_to_find_the_landmark_the_text_names(tmp_path, capsys):
 
 
 def test_train_resume_and_evaluate_on_the_bundled_touchdown_sample(tmp_path, capsys):
-    from valan.sdr import sample_data_path
+    from valan.problems.sdr.task import sample_data_path
 
     data = sample_data_path()  # the 21 bundled Touchdown routes
     run = tmp_path / "run"
@@ -400,6 +400,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
 def test_the_shipped_config_is_the_documented_defaults():
     from valan.config import load_config, to_dict
     from valan.configs import config_path
-    from valan.sdr import SDRConfig
+    from valan.problems.sdr.task import SDRConfig
 
     assert to_dict(load_config(config_path("sdr.yaml"), schema=SDRConfig)) == to_dict(SDRConfig())

@@ -15,7 +15,7 @@ from valan.configs import config_path
 from valan.data import sample_path
 from valan.envs.streetview.env import BatchedTouchdownEnv, TouchdownEnv
 from valan.problems import get_problem
-from valan.problems.touchdown import Map2seqConfig, TouchdownConfig, feature_store, run_greedy, vocabulary
+from valan.problems.streetview.problem import Map2seqConfig, TouchdownConfig, feature_store, run_greedy, vocabulary
 
 MAP2SEQ = sample_path("streetview/map2seq_sample.jsonl")
 torch.set_num_threads(1)  # the test machines' few cores are shared

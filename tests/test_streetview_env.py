@@ -16,7 +16,7 @@ from valan.envs.streetview.env import BatchedTouchdownEnv, TouchdownEnv
 from valan.envs.streetview.graph import load_graph, read_graph
 from valan.envs.streetview.navigation import FORWARD, LEFT, STOP
 from valan.errors import InputError
-from valan.metrics.streetview import evaluate_streetview
+from valan.envs.streetview.metrics import evaluate_streetview
 
 from test_streetview_navigation import write_graph
 
@@ -165,7 +165,7 @@ def test_touchdown_records_keep_sdr_fields():
 
 def test_rolled_features_in_observations_match_the_store(tmp_path):
     from valan.envs.streetview.views import rolled_features
-    from valan.features import SyntheticFeatures
+    from valan.features.stores import SyntheticFeatures
 
     store = SyntheticFeatures(dim=6, views=8)
     env = TouchdownEnv(features=store, include_features=True)

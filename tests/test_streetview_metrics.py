@@ -10,7 +10,7 @@ from valan.cli import main
 from valan.envs.streetview.dataset import parse_routes
 from valan.envs.streetview.graph import read_graph
 from valan.errors import InputError
-from valan.metrics.streetview import (edit_similarity, evaluate_streetview, levenshtein, remove_repeats,
+from valan.envs.streetview.metrics import (edit_similarity, evaluate_streetview, levenshtein, remove_repeats,
                                       score_episode)
 
 from test_streetview_navigation import write_graph

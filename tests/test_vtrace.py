@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from valan.vtrace import vtrace_from_importance_weights
+from valan.learning.vtrace import vtrace_from_importance_weights
 
 
 def vtrace_direct(log_rhos, discounts, rewards, values, bootstrap, rho_bar=1.0, c_bar=1.0, pg_rho_bar=1.0):

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from valan.errors import InputError
-from valan.fileio import atomic_write
+from valan.io import atomic_write
 
 _CHECKPOINT_NAME = re.compile(r"^ckpt-(\d+)\.pt$")
 

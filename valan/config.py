@@ -40,7 +40,7 @@ from typing import Any, Literal, Sequence, TypeVar
 import yaml
 
 from valan.errors import InputError
-from valan.fileio import atomic_write
+from valan.io import atomic_write
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ class DataConfig:
     eval: dict[str, str] = field(default_factory=lambda: {"val_seen": "R2R_sample_val_seen.json"})  # split -> file
     connectivity: str = "connectivity"
     vocab: str = "train_vocab.txt"
-    features: str = "synthetic"  # "synthetic" or a feature file/store path understood by valan.features
+    features: str = "synthetic"  # "synthetic" or a feature file/store path understood by valan.features.stores
     synthetic_dim: int = 64  # feature size of synthetic features (they carry no visual information)
 
     def resolve(self, name: str) -> Path:

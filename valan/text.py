@@ -66,7 +66,7 @@ class Vocabulary:
             raise InputError(str(e), source=str(path)) from None
 
     def save(self, path: str | os.PathLike) -> None:
-        from valan.fileio import atomic_write
+        from valan.io import atomic_write
 
         with atomic_write(path) as f:
             f.write("\n".join(self.tokens) + "\n")

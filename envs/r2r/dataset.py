@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from valan.errors import InputError
-from valan.fileio import read_json
+from valan.io import read_json
 
 
 @dataclass(frozen=True)

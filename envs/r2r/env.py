@@ -52,10 +52,10 @@ from valan.data import sample_path
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.graph import Connectivity, ViewpointIndex
 from valan.envs.r2r.rewards import NEEDS_NDTW, REWARDS, Transition
-from valan.envs.schedule import EpisodeSchedule
+from valan.envs.batched import EpisodeSchedule
 from valan.errors import InputError
-from valan.features import R2R_HEADINGS, R2R_VIEWS, FeatureStore, SyntheticFeatures, r2r_view_index
-from valan.metrics.r2r import DTW_THRESHOLD, SUCCESS_THRESHOLD, ndtw
+from valan.features.stores import R2R_HEADINGS, R2R_VIEWS, FeatureStore, SyntheticFeatures, r2r_view_index
+from valan.envs.r2r.metrics import DTW_THRESHOLD, SUCCESS_THRESHOLD, ndtw
 from valan.text import Vocabulary
 
 STOP = 0

@@ -24,7 +24,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from valan.errors import InputError
-from valan.fileio import read_json
+from valan.io import read_json
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from valan.metrics.r2r import SUCCESS_THRESHOLD
+from valan.envs.r2r.metrics import SUCCESS_THRESHOLD
 
 DISTANCE_STOP_REWARD = 4.0
 """Magnitude of the ``distance`` reward's terminal bonus/penalty (VALAN)."""

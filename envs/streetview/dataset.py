@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from valan.errors import InputError
-from valan.fileio import read_jsonl
+from valan.io import read_jsonl
 from valan.text import Vocabulary
 
 SAMPLE_TOUCHDOWN = "streetview/touchdown_sample.jsonl"  # bundled samples (``valan.data.sample_path``)

@@ -50,7 +50,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from valan.envs.schedule import EpisodeSchedule
+from valan.envs.batched import EpisodeSchedule
 from valan.envs.streetview.dataset import SAMPLE_TOUCHDOWN, StreetViewRoute, build_vocabulary, load_routes
 from valan.envs.streetview.graph import UNREACHABLE, StreetGraph, load_graph
 from valan.envs.streetview.navigation import (NO_LINK, NUM_DISCRETE_ACTIONS, PANORAMIC_BINS, PANORAMIC_WINDOW,
@@ -58,7 +58,7 @@ from valan.envs.streetview.navigation import (NO_LINK, NUM_DISCRETE_ACTIONS, PAN
                                               panoramic_action_toward, panoramic_move)
 from valan.envs.streetview.views import DEFAULT_VIEWS, rolled_features
 from valan.errors import InputError
-from valan.features import FeatureStore, SyntheticFeatures
+from valan.features.stores import FeatureStore, SyntheticFeatures
 from valan.text import Vocabulary
 
 PathLike = str | os.PathLike
@@ -282,7 +282,7 @@ class _Slots:
 
     def summary(self, slot: int) -> dict[str, Any]:
         """What a finished episode reports (see the module docstring)."""
-        from valan.metrics.streetview import task_completion
+        from valan.envs.streetview.metrics import task_completion
 
         g = self.graph
         e = int(self.episode[slot])

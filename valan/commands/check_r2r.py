@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from valan.envs.r2r.graph import Connectivity
-from valan.fileio import read_json
+from valan.io import read_json
 
 HELP = ("check an R2R dataset: scans exist, every path viewpoint is in its scan's graph, consecutive path "
         "viewpoints are adjacent, start headings are finite numbers; lists every problem by path_id")

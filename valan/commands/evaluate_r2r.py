@@ -2,7 +2,7 @@
 
 Predictions come in the leaderboard format ``[{"instr_id": "4332_0", "trajectory": [[viewpoint, heading,
 elevation], ...]}]``. Success is a navigation error strictly below 3.0 m, for every metric that uses success.
-Metrics and their exact definitions: ``valan.metrics.r2r``.
+Metrics and their exact definitions: ``valan.envs.r2r.metrics``.
 
 ``score_predictions(args, predictions, source)`` scores a predictions list from any source (a file here; a
 trained agent's run elsewhere), so other entry points can reuse the checks, the output and the plots.
@@ -56,13 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from valan.errors import InputError
-    from valan.fileio import read_json
+    from valan.io import read_json
 
     if args.baseline is not None:
         return score_baselines(args)
     if args.checkpoint is not None:
         from valan.distributed.evaluation import checkpoint_episodes, leaderboard_predictions
-        from valan.fileio import write_json
+        from valan.io import write_json
 
         predictions = leaderboard_predictions(checkpoint_episodes(args.checkpoint, args.data, args.connectivity))
         status = score_predictions(args, predictions, source=str(args.checkpoint))
@@ -89,7 +89,7 @@ def score_predictions(args: argparse.Namespace, predictions: object, source: str
 
 def score_baselines(args: argparse.Namespace) -> int:
     """Score the baseline agents named by ``args.baseline`` on ``args.data``; print; plot when asked."""
-    from valan.baselines import BASELINES, baseline_predictions
+    from valan.problems.r2r.baselines import BASELINES, baseline_predictions
 
     episodes, connectivity = _load(args)
     names = BASELINES if args.baseline == "all" else (args.baseline,)
@@ -110,7 +110,7 @@ def _load(args: argparse.Namespace) -> tuple[list, Any]:
 
 def _evaluate(args: argparse.Namespace, episodes: list, connectivity: Any, predictions: object,
               source: str) -> dict[str, Any]:
-    from valan.metrics.r2r import evaluate_r2r, parse_predictions
+    from valan.envs.r2r.metrics import evaluate_r2r, parse_predictions
 
     summary, per_episode = evaluate_r2r(episodes, predictions, connectivity, predictions_source=source,
                                         data_source=str(args.data))
@@ -156,7 +156,7 @@ def _json_object(result: dict[str, Any], per_episode: bool) -> dict[str, Any]:
 def _plot(directory: Path, result: dict[str, Any], connectivity: Any) -> None:
     from tqdm import tqdm
 
-    from valan.plots import write_episode_plot
+    from valan.problems.r2r.plots import write_episode_plot
 
     for episode, scored in tqdm(list(zip(result["episodes"], result["per_episode"])), desc=f"plots -> {directory}",
                                 unit="episode", disable=None):

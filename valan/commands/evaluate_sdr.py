@@ -2,7 +2,7 @@
 
 acc@40/80/120: fraction of examples whose predicted cell lies less than 40/80/120 pixels from the bear's cell;
 mean_distance: pixels. Pixels are those of the 3712 x 800 panorama the Touchdown and VALAN SDR code use
-(see ``valan.sdr``).
+(see ``valan.problems.sdr.task``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from valan.errors import InputError
-    from valan.fileio import write_json
-    from valan.sdr import (METRIC_NAMES, SDRDataset, SYNTHETIC_NOTE, evaluate_model, load_sdr, load_sdr_model,
+    from valan.io import write_json
+    from valan.problems.sdr.task import (METRIC_NAMES, SDRDataset, SYNTHETIC_NOTE, evaluate_model, load_sdr, load_sdr_model,
                            open_feature_maps)
 
     if args.batch_size < 1:

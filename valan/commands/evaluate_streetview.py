@@ -3,7 +3,7 @@
 Predictions: ``[{"id": ..., "trajectory": [panoid, ...]}]`` with ``id`` the route's ``route_id`` (Touchdown) or
 ``id`` (map2seq); the key may also be named ``route_id`` (or ``instr_id``, as in ``valan train``'s
 predictions). Exactly one prediction per route of ``--data``; each trajectory starts at the route's start and
-moves along links. Definitions: ``valan.metrics.streetview``.
+moves along links. Definitions: ``valan.envs.streetview.metrics``.
 
 ``--checkpoint`` runs a trained Touchdown or map2seq agent (``valan train``) greedily on every route of
 ``--data`` instead (evaluation step limit: the config's ``env.eval_max_steps``).
@@ -42,10 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from valan.errors import InputError
-    from valan.fileio import read_json
+    from valan.io import read_json
 
     if args.checkpoint is not None:
-        from valan.problems.touchdown import checkpoint_predictions
+        from valan.problems.streetview.problem import checkpoint_predictions
 
         predictions = checkpoint_predictions(args.checkpoint, args.data, args.graph)
         return score_predictions(args, predictions, source=f"{args.checkpoint} (agent run)")
@@ -58,7 +58,7 @@ def score_predictions(args: argparse.Namespace, predictions: object, source: str
     """Check and score ``predictions`` on ``args.data`` and ``args.graph``; print a table or JSON."""
     from valan.envs.streetview.dataset import load_routes
     from valan.envs.streetview.graph import load_graph
-    from valan.metrics.streetview import evaluate_streetview
+    from valan.envs.streetview.metrics import evaluate_streetview
 
     routes = load_routes(args.data)
     graph = load_graph(args.graph)

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from valan.errors import InputError
-    from valan.features import convert_tsv
+    from valan.features.stores import convert_tsv
 
     if args.views < 1:
         raise InputError(f"--views must be positive, not {args.views}")

@@ -24,7 +24,7 @@ def _degrees(text: str) -> list[float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from valan.extraction import DEFAULT_FOV_DEG, DEFAULT_HEADINGS_DEG, DEFAULT_PITCHES_DEG
+    from valan.features.extraction import DEFAULT_FOV_DEG, DEFAULT_HEADINGS_DEG, DEFAULT_PITCHES_DEG
 
     def joined(values: tuple[float, ...]) -> str:
         return ",".join(f"{v:g}" for v in values)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from valan.errors import InputError
-    from valan.extraction import (equirect_views, extract_features, list_equirect_images, list_r2r_images,
+    from valan.features.extraction import (equirect_views, extract_features, list_equirect_images, list_r2r_images,
                                   load_model, r2r_views)
 
     for name in ("views", "batch_size"):

@@ -40,10 +40,10 @@ def kept_indices(scores, keep_top: float | None = None, threshold: float | None 
 
 
 def run(args: argparse.Namespace) -> int:
-    from valan.discriminator_data import read_r2r_pairs
-    from valan.discriminator_training import SYNTHETIC_NOTE, open_for_scoring, score_pairs
+    from valan.problems.discriminator.pairs import read_r2r_pairs
+    from valan.problems.discriminator.training import SYNTHETIC_NOTE, open_for_scoring, score_pairs
     from valan.errors import InputError
-    from valan.fileio import write_json
+    from valan.io import write_json
 
     if args.keep_top is not None and not 0.0 < args.keep_top <= 1.0:
         raise InputError(f"--keep-top must be in (0, 1], got {args.keep_top}")

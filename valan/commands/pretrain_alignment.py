@@ -25,10 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from valan.alignment_training import AlignmentConfig, pretrain
+    from valan.problems.alignment.training import AlignmentConfig, pretrain
     from valan.config import load_config
     from valan.configs import config_path
-    from valan.discriminator_training import SYNTHETIC_NOTE
+    from valan.problems.discriminator.training import SYNTHETIC_NOTE
 
     overrides = list(args.overrides)
     if args.tasks is not None:

@@ -34,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from valan.discriminator_data import read_explicit_pairs, read_r2r_pairs
-    from valan.discriminator_training import SYNTHETIC_NOTE, open_for_scoring, score_pairs
-    from valan.fileio import atomic_write
+    from valan.problems.discriminator.pairs import read_explicit_pairs, read_r2r_pairs
+    from valan.problems.discriminator.training import SYNTHETIC_NOTE, open_for_scoring, score_pairs
+    from valan.io import atomic_write
 
     loaded, connectivity, encoder = open_for_scoring(args.checkpoint, args.connectivity, args.features)
     if args.data is not None:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import ray
 
     from valan.config import load_config
-    from valan.distributed.training import train
+    from valan.distributed.driver import train
     from valan.errors import InputError
     from valan.problems import get_problem
 

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from valan.config import load_config
     from valan.configs import config_path
-    from valan.discriminator_training import SYNTHETIC_NOTE, DiscriminatorConfig, train
+    from valan.problems.discriminator.training import SYNTHETIC_NOTE, DiscriminatorConfig, train
 
     config = load_config(args.config or config_path("discriminator.yaml"), args.overrides, schema=DiscriminatorConfig)
     out = Path(args.out or config.run.logdir)

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from valan.config import load_config, save_config, to_dict
     from valan.configs import config_path
     from valan.errors import InputError
-    from valan.sdr import (SDRConfig, SDRDataset, batch_tensors, evaluate_model, kl_divergence, load_sdr,
+    from valan.problems.sdr.task import (SDRConfig, SDRDataset, batch_tensors, evaluate_model, kl_divergence, load_sdr,
                            make_model, open_feature_maps, resolve_data_path, split_by_route, SYNTHETIC_NOTE)
     from valan.text import Vocabulary
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from valan.config import TrainConfig
-from valan.fileio import atomic_write, read_jsonl, write_json
+from valan.io import atomic_write, read_jsonl, write_json
 from valan.problems import Problem
 
 PLOTS_PER_EVALUATION = 3

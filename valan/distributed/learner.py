@@ -2,7 +2,7 @@
 
 One process (a Ray actor, on the GPU when there is one) runs three things at once:
 - the :class:`~valan.distributed.inference.InferenceServer` batching thread, answering actors' requests;
-- the trainer thread: takes ``B`` unrolls from the bounded queue, runs ``valan.training.train_step`` with the
+- the trainer thread: takes ``B`` unrolls from the bounded queue, runs ``valan.learning.step.train_step`` with the
   problem's loss on them and bumps the policy version (= learner steps);
 - control calls from the driver (progress, evaluation snapshots, retiring dead actors, stopping).
 
@@ -30,9 +30,9 @@ from valan.checkpoint import CheckpointManager, load_checkpoint
 from valan.config import TrainConfig, save_config, to_dict
 from valan.distributed.inference import InferenceServer, Unroll, split_unroll, stack_unrolls, unroll_batch_size
 from valan.errors import InputError
-from valan.losses import teacher_forcing_probability
+from valan.learning.losses import teacher_forcing_probability
 from valan.problems import Problem
-from valan.training import make_optimizer, to_tensors, train_step
+from valan.learning.step import make_optimizer, to_tensors, train_step
 
 LOG_EVERY_S = 5.0  # seconds between TensorBoard scalar writes
 

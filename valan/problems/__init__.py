@@ -25,16 +25,16 @@ if TYPE_CHECKING:
 
 # problem name -> "module:class"
 PROBLEMS: dict[str, str] = {
-    "r2r": "valan.problems.r2r:R2RProblem",
-    "touchdown": "valan.problems.touchdown:TouchdownProblem",
-    "map2seq": "valan.problems.touchdown:Map2seqProblem",
+    "r2r": "valan.problems.r2r.problem:R2RProblem",
+    "touchdown": "valan.problems.streetview.problem:TouchdownProblem",
+    "map2seq": "valan.problems.streetview.problem:Map2seqProblem",
 }
 
 
 class Problem:
     """What the training machinery needs to know about a task. Instances are stateless; methods take the config.
 
-    Unroll and agent conventions are those of :mod:`valan.losses` and the agents in ``valan.agents``:
+    Unroll and agent conventions are those of :mod:`valan.learning.losses` and the agents in ``valan.agents``:
     observations are dicts of tensors with leading dims ``(T, B)``; the agent maps
     ``(obs, state, first)`` to ``(AgentOutput(logits, values), new_state)``.
     """

@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from valan.envs.r2r.graph import ScanGraph
-from valan.fileio import atomic_write
+from valan.io import atomic_write
 
 FLOOR_MARGIN = 1.5
 """Metres above/below the paths' height range within which other viewpoints are drawn."""
@@ -105,7 +105,7 @@ def _file_name(instr_id: str) -> str:
 
 def write_episode_plot(directory: str | os.PathLike, graph: ScanGraph, result: dict, reference: Sequence[str],
                        trajectory: Sequence[str]) -> Path:
-    """Write ``{instr_id}.png`` for one scored episode (``result`` from ``valan.metrics.r2r.score_episode`` plus
+    """Write ``{instr_id}.png`` for one scored episode (``result`` from ``valan.envs.r2r.metrics.score_episode`` plus
     ``instr_id``) into ``directory``, atomically; returns the path."""
     title = (f"{result['instr_id']}  {'success' if result['success'] else 'failure'}  SPL {result['spl']:.2f}  "
              f"NE {result['nav_error']:.2f} m  nDTW {result['ndtw']:.2f}")

@@ -19,14 +19,14 @@ import torch.nn.functional as F
 
 from valan.agents.discriminator import TwoTowerDiscriminator, build_discriminator, in_batch_softmax_loss
 from valan.config import DataConfig, from_dict, to_dict
-from valan.discriminator_data import PairEncoder, collate
+from valan.problems.discriminator.pairs import PairEncoder, collate
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.graph import Connectivity
 from valan.errors import InputError
-from valan.features import FeatureStore, open_feature_store
-from valan.losses import focal_loss, weighted_bce
-from valan.metrics.classification import roc_auc_by_kind
-from valan.negatives import NEGATIVE_TYPES, NegativeConfig, NegativeSampler, Pair
+from valan.features.stores import FeatureStore, open_feature_store
+from valan.learning.losses import focal_loss, weighted_bce
+from valan.problems.discriminator.metrics import roc_auc_by_kind
+from valan.problems.discriminator.negatives import NEGATIVE_TYPES, NegativeConfig, NegativeSampler, Pair
 from valan.text import Vocabulary
 
 SYNTHETIC_NOTE = ("note: synthetic features carry no visual information; these results come from language and path "
@@ -35,7 +35,7 @@ SYNTHETIC_NOTE = ("note: synthetic features carry no visual information; these r
 
 @dataclass
 class PairInputConfig:
-    """How pairs become model inputs (see :mod:`valan.discriminator_data`)."""
+    """How pairs become model inputs (see :mod:`valan.problems.discriminator.pairs`)."""
 
     max_instruction_length: int = 80  # tokens, <EOS> included
     # travel: the view facing the next viewpoint; arrival: the view facing the direction of arrival (what an agent

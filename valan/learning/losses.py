@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from valan.agents.base import MASKED_LOGIT
 from valan.config import LearningConfig
-from valan.vtrace import vtrace_from_importance_weights
+from valan.learning.vtrace import vtrace_from_importance_weights
 
 
 def teacher_forcing_probability(learning: LearningConfig) -> float:

@@ -1,7 +1,7 @@
 """Room-to-Room (Anderson et al. 2018): instruction following on Matterport3D navigation graphs.
 
 Binds the batched R2R environment (``valan.envs.r2r.env``), the VALAN follower (``valan.agents.r2r_follower``),
-the V-trace/imitation losses (``valan.losses``) and the R2R metrics (``valan.metrics.r2r``) to the config's
+the V-trace/imitation losses (``valan.learning.losses``) and the R2R metrics (``valan.envs.r2r.metrics``) to the config's
 ``data``, ``env``, ``agent`` and ``learning`` sections.
 """
 
@@ -43,7 +43,7 @@ class R2RProblem(Problem):
             evaluation=evaluation, seed=seed)
         if evaluation or config.learning.curriculum == "none":
             return env
-        from valan.curriculum import CurriculumEnv, CurriculumSchedule, difficulty_order
+        from valan.problems.r2r.curriculum import CurriculumEnv, CurriculumSchedule, difficulty_order
 
         hops = np.array([len(ep.path) - 1 for ep in env.world.episodes])
         order = difficulty_order(hops, env.world.instruction_lengths)
@@ -53,7 +53,7 @@ class R2RProblem(Problem):
         """``(N, 36, D)`` features of every viewpoint of every scan in ``data.connectivity``, in the global index
         order the environments use (the default ``scans`` of ``R2REnv``)."""
         from valan.envs.r2r.graph import Connectivity, ViewpointIndex
-        from valan.features import open_feature_store
+        from valan.features.stores import open_feature_store
 
         store = open_feature_store(_feature_spec(config), dim=config.data.synthetic_dim)
         connectivity = Connectivity(config.data.resolve(config.data.connectivity))
@@ -73,14 +73,14 @@ class R2RProblem(Problem):
 
     def loss(self, agent: torch.nn.Module, unroll: dict[str, Any], config: TrainConfig
              ) -> tuple[torch.Tensor, dict[str, float]]:
-        from valan.losses import agent_loss
+        from valan.learning.losses import agent_loss
 
         return agent_loss(agent, unroll, config.learning)
 
     def evaluate(self, config: TrainConfig, split: str, predictions: list[dict]) -> dict[str, float]:
-        """R2R summary metrics (``valan.metrics.r2r.SUMMARY_KEYS``) of leaderboard predictions on ``split``."""
+        """R2R summary metrics (``valan.envs.r2r.metrics.SUMMARY_KEYS``) of leaderboard predictions on ``split``."""
         from valan.envs.r2r.dataset import load_r2r
-        from valan.metrics.r2r import evaluate_r2r
+        from valan.envs.r2r.metrics import evaluate_r2r
 
         files = split_files(config, split)
         episodes = [ep for f in files for ep in load_r2r(f)]
@@ -100,12 +100,12 @@ class R2RProblem(Problem):
 
     def write_plots(self, config: TrainConfig, split: str, episodes: list[dict], directory: Path,
                     limit: int) -> list[Path]:
-        """Top-down pictures (``valan.plots``) of the first ``limit`` evaluated episodes: graph, reference path,
+        """Top-down pictures (``valan.problems.r2r.plots``) of the first ``limit`` evaluated episodes: graph, reference path,
         trajectory, with the episode's SR/SPL/NE/nDTW in the title."""
         from valan.envs.r2r.dataset import load_r2r
         from valan.envs.r2r.graph import Connectivity
-        from valan.metrics.r2r import evaluate_r2r
-        from valan.plots import write_episode_plot
+        from valan.envs.r2r.metrics import evaluate_r2r
+        from valan.problems.r2r.plots import write_episode_plot
 
         chosen = {e["instr_id"]: e["trajectory"] for e in episodes[:limit]}
         data = [ep for f in split_files(config, split) for ep in load_r2r(f) if ep.instr_id in chosen]

@@ -27,9 +27,9 @@ import numpy as np
 from valan.envs.r2r.dataset import parse_r2r
 from valan.envs.r2r.graph import Connectivity, ScanGraph
 from valan.errors import InputError
-from valan.features import R2R_HEADINGS, FeatureStore, r2r_view_index
-from valan.fileio import read_json, read_jsonl
-from valan.negatives import POSITIVE, Pair
+from valan.features.stores import R2R_HEADINGS, FeatureStore, r2r_view_index
+from valan.io import read_json, read_jsonl
+from valan.problems.discriminator.negatives import POSITIVE, Pair
 from valan.text import Vocabulary
 
 GEOMETRY_DIM = 5

@@ -41,7 +41,7 @@ Feature maps
     the eight perspective slices side by side, 100 x 464 x 128) and ``SyntheticFeatureMaps``, which carry **no
     visual information**: results with them come from the language and the target positions' statistics
     alone. Synthetic maps are unique per panorama, so a model can also memorise the targets of the panoramas
-    it trained on: score held-out panoramas. The pooled per-view vectors of ``valan.features`` stores (8 or
+    it trained on: score held-out panoramas. The pooled per-view vectors of ``valan.features.stores`` stores (8 or
     36 views) are too coarse for SDR and are not used here.
 """
 
@@ -60,8 +60,8 @@ import torch
 import torch.nn.functional as F
 
 from valan.errors import InputError
-from valan.features import SyntheticFeatures
-from valan.fileio import read_jsonl
+from valan.features.stores import SyntheticFeatures
+from valan.io import read_jsonl
 from valan.text import Vocabulary
 
 PANORAMA_WIDTH_PX = 3712

@@ -41,7 +41,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from valan.errors import InputError
-from valan.features import StoreWriter, check_store_destination
+from valan.features.stores import StoreWriter, check_store_destination
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

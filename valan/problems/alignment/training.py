@@ -17,13 +17,13 @@ import torch
 
 from valan.agents.alignment import AlignmentModel, nvs_loss
 from valan.config import DataConfig, to_dict
-from valan.discriminator_data import PairEncoder, collate, collate_candidates
-from valan.discriminator_training import (SYNTHETIC_NOTE, PairBatches, PairInputConfig, SupervisedRunConfig,
+from valan.problems.discriminator.pairs import PairEncoder, collate, collate_candidates
+from valan.problems.discriminator.training import (SYNTHETIC_NOTE, PairBatches, PairInputConfig, SupervisedRunConfig,
                                           prepare_pair_data, supervised_loop)
 from valan.errors import InputError
-from valan.losses import weighted_bce
-from valan.metrics.classification import roc_auc_by_kind
-from valan.negatives import NEGATIVE_TYPES, NegativeConfig, Pair
+from valan.learning.losses import weighted_bce
+from valan.problems.discriminator.metrics import roc_auc_by_kind
+from valan.problems.discriminator.negatives import NEGATIVE_TYPES, NegativeConfig, Pair
 
 TASKS = ("cma", "nvs")
 

@@ -40,7 +40,7 @@ def to_tensors(unroll: dict[str, Any], device: torch.device | str = "cpu") -> di
 
 def _default_loss(agent: torch.nn.Module, unroll: dict[str, Any], config: TrainConfig
                   ) -> tuple[torch.Tensor, dict[str, float]]:
-    from valan.losses import agent_loss
+    from valan.learning.losses import agent_loss
 
     return agent_loss(agent, unroll, config.learning)
 
@@ -49,7 +49,7 @@ def train_step(agent: torch.nn.Module, optimizer: torch.optim.Optimizer, unroll:
                step: int, loss_fn: LossFn | None = None) -> dict[str, float]:
     """One update on a batch of unrolls (tensors, ``(T + 1, B)`` leading dims); ``step`` = learner steps so far.
 
-    ``loss_fn`` is the problem's ``loss`` (default: V-trace/imitation of ``valan.losses``). Returns the loss
+    ``loss_fn`` is the problem's ``loss`` (default: V-trace/imitation of ``valan.learning.losses``). Returns the loss
     statistics plus ``lr`` and ``grad_norm`` (global norm before clipping).
     """
     lr = learning_rate(config.learning, step)

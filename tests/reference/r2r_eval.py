@@ -1,13 +1,13 @@
-"""A slow, independent re-implementation of the community's R2R evaluation, for cross-checking ``valan.metrics.r2r``.
+"""A slow, independent re-implementation of the community's R2R evaluation, for cross-checking ``valan.envs.r2r.metrics``.
 
 It follows the algorithms of the Matterport3D simulator's ``tasks/R2R/eval.py`` (graphs built as its
 ``load_nav_graphs`` does, all-pairs shortest path lengths by one Dijkstra per source viewpoint as networkx's
 ``all_pairs_dijkstra_path_length`` does, per-episode errors, lengths and SPL as its ``Evaluation._score_item`` and
 ``score``) and of the nDTW/SDTW/CLS reference implementations (Ilharco et al. 2019; Jain et al. 2019): a full
 ``(n+1) x (m+1)`` DTW matrix, CLS lengths summed over graph edge weights. Pure Python (dicts, ``heapq``); it shares
-no code with ``valan.metrics.r2r`` or ``valan.envs.r2r.graph`` so that agreement means something.
+no code with ``valan.envs.r2r.metrics`` or ``valan.envs.r2r.graph`` so that agreement means something.
 
-Success everywhere is ``error < 3.0`` m, as in ``valan.metrics.r2r`` (the DTW reference code tests SDTW success
+Success everywhere is ``error < 3.0`` m, as in ``valan.envs.r2r.metrics`` (the DTW reference code tests SDTW success
 with ``<=``; the rules differ only at exactly 3.0 m).
 """
 

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from valan.errors import InputError
-from valan.fileio import current_umask, read_json, write_json
+from valan.io import current_umask, read_json, write_json
 
 R2R_VIEWS = 36
 R2R_HEADINGS = 12

@@ -1,8 +1,8 @@
 """Touchdown (Chen et al. 2019) and map2seq (Schumann & Riezler 2021) navigation on the StreetLearn graph.
 
 Binds the batched Street View environment (``valan.envs.streetview.env``), the Touchdown follower
-(``valan.agents.touchdown_follower``), the V-trace/imitation losses (``valan.losses``) and the Touchdown metrics
-(``valan.metrics.streetview``) to the config's sections. The two problems differ only in their defaults
+(``valan.agents.touchdown_follower``), the V-trace/imitation losses (``valan.learning.losses``) and the Touchdown metrics
+(``valan.envs.streetview.metrics``) to the config's sections. The two problems differ only in their defaults
 (data files, instruction length).
 
 Street View config fields beyond the shared ones:
@@ -33,7 +33,7 @@ from valan.envs.streetview.dataset import SAMPLE_MAP2SEQ, SAMPLE_TOUCHDOWN
 from valan.envs.streetview.graph import SAMPLE_GRAPH
 from valan.errors import InputError
 from valan.problems import Problem
-from valan.problems.r2r import split_files
+from valan.problems.r2r.problem import split_files
 
 
 @dataclass
@@ -110,7 +110,7 @@ def graph(config: TouchdownConfig) -> Any:
 
 
 def feature_store(config: TouchdownConfig) -> Any:
-    from valan.features import open_feature_store
+    from valan.features.stores import open_feature_store
 
     spec = config.data.features
     return open_feature_store(spec if spec == "synthetic" else str(config.data.resolve(spec)),
@@ -157,7 +157,7 @@ class TouchdownProblem(Problem):
 
     def loss(self, agent: torch.nn.Module, unroll: dict[str, Any], config: TouchdownConfig
              ) -> tuple[torch.Tensor, dict[str, float]]:
-        from valan.losses import agent_loss
+        from valan.learning.losses import agent_loss
 
         return agent_loss(agent, unroll, config.learning)
 
@@ -165,7 +165,7 @@ class TouchdownProblem(Problem):
         """``task_completion``, ``spd``, ``sed``, ``num_episodes`` of ``predictions`` on ``split`` (records keyed by
         ``id``, ``route_id`` or, as the training machinery writes them, ``instr_id``)."""
         from valan.envs.streetview.dataset import load_routes
-        from valan.metrics.streetview import evaluate_streetview
+        from valan.envs.streetview.metrics import evaluate_streetview
 
         files = split_files(config, split)
         routes = [r for f in files for r in load_routes(f)]

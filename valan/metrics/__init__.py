@@ -1,1 +1,0 @@
-"""Navigation metrics as published, as pure functions over graphs and trajectories."""
