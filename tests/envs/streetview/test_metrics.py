@@ -13,7 +13,7 @@ from valan.errors import InputError
 from valan.envs.streetview.metrics import (edit_similarity, evaluate_streetview, levenshtein, remove_repeats,
                                       score_episode)
 
-from test_streetview_navigation import write_graph
+from helpers.graphs import write_graph
 
 # The hand-made graph of test_streetview_navigation: S - X - N - N2 - D in a line north, X - E - E2 east, X - W.
 ROUTE = {"route_id": 9, "navigation_text": "north to the dead end", "start_heading": 0.0, "end_heading": 0.0,

@@ -18,6 +18,8 @@ from valan.problems.discriminator.metrics import roc_auc
 from valan.problems.discriminator.negatives import Pair, random_walk
 from valan.text import Vocabulary
 
+from helpers.graphs import square_graph
+
 
 def direct_alignment(steps, tokens, scale):
     """Huang et al. 2019 / VALAN's pooled alignment, written out with loops over one pair."""
@@ -69,18 +71,6 @@ def test_token_alignment_matches_the_equations():
         want = direct_token_alignment(steps[b, :step_lengths[b]].numpy(), tokens[b, :token_lengths[b]].numpy(), 2.0,
                                       token_logits[b, :token_lengths[b]].numpy())
         assert got[b] == pytest.approx(want, abs=1e-9)
-
-
-def square_graph():
-    """Four viewpoints on a 2 m square in the z = 0 plane, plus one 1 m up the stairs from d."""
-    poses = {"a": (0, 0, 0), "b": (0, 2, 0), "c": (2, 2, 0), "d": (2, 0, 0), "e": (2, -1, 1)}
-    names = list(poses)
-    records = []
-    for name in names:
-        x, y, z = poses[name]
-        records.append({"image_id": name, "included": True, "pose": [1, 0, 0, x, 0, 1, 0, y, 0, 0, 1, z, 0, 0, 0, 1],
-                        "unobstructed": [True] * len(names)})
-    return build_scan_graph("toy", records)
 
 
 def test_path_geometry_and_travel_views():

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-import distributed_toy as toy
+from helpers import distributed_toy as toy
 from valan.checkpoint import CheckpointManager, load_checkpoint
 from valan.distributed.evaluation import EvalAggregator
 

@@ -18,7 +18,7 @@ from valan.envs.streetview.navigation import FORWARD, LEFT, STOP
 from valan.errors import InputError
 from valan.envs.streetview.metrics import evaluate_streetview
 
-from test_streetview_navigation import write_graph
+from helpers.graphs import write_graph
 
 SAMPLES = ("streetview/touchdown_sample.jsonl", "streetview/map2seq_sample.jsonl")
 

@@ -21,7 +21,7 @@ from valan.problems.discriminator.negatives import Pair
 from valan.problems import get_problem
 from valan.text import Vocabulary
 
-from test_discriminator import square_graph
+from helpers.graphs import square_graph
 
 
 def test_next_step_candidates_and_arrival_views():

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-import distributed_toy as toy
+from helpers import distributed_toy as toy
 from valan.distributed.driver import placement
 
 ray = pytest.importorskip("ray")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from distributed_toy import ToyBatchedEnv
+from helpers.distributed_toy import ToyBatchedEnv
 from valan.agents.base import AgentOutput
 from valan.distributed.inference import InferenceServer, split_unroll, stack_unrolls
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import distributed_toy as toy
+from helpers import distributed_toy as toy
 from valan.checkpoint import save_checkpoint
 from valan.distributed.learner import Learner, load_snapshot, weights_snapshot
 from valan.errors import InputError
