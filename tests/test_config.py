@@ -124,3 +124,28 @@ def test_problem_specific_env_fields_follow_the_problem(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="unknown config key 'env.panorama_views'"):
         load_config(path, ["problem=r2r"])  # R2R has no such field
     assert isinstance(problems.get_problem("toy"), _ToyProblem)
+
+
+@dataclass
+class _RenamedRun:
+    total_steps: int = 10
+
+
+@dataclass
+class _RenamedSchema:
+    RENAMED: ClassVar[dict[str, str]] = {"training.steps": "run.total_steps", "old_section": "run"}
+    run: _RenamedRun = field(default_factory=_RenamedRun)
+
+
+def test_renamed_keys_name_the_new_key_in_files_and_overrides():
+    from valan.config import apply_overrides, from_dict
+
+    Schema = _RenamedSchema
+    with pytest.raises(InputError, match=r"'training.steps' was renamed: use 'run.total_steps'") as e:
+        from_dict(Schema, {"training": {"steps": 5}}, source="x.yaml")
+    assert "x.yaml" in str(e.value)
+    with pytest.raises(InputError, match=r"'old_section.anything' was renamed: use 'run'"):
+        apply_overrides(Schema(), ["old_section.anything=3"])
+    with pytest.raises(InputError, match="unknown config key 'training'"):
+        from_dict(Schema, {"training": {"other": 1}})
+    assert apply_overrides(Schema(), ["run.total_steps=7"]).run.total_steps == 7

@@ -248,12 +248,44 @@ def _from_mapping(cls: type[T], data: Mapping, where: str) -> T:
     return cls(**values)
 
 
+def renamed_key_error(cls: type, key: str) -> InputError | None:
+    """The error for a dotted ``key`` that ``cls`` lists in its ``RENAMED`` table (old key -> new key), else None.
+
+    A schema keeps old names there when a key moves, so an old config file or ``--set`` fails with one line that
+    names the new key instead of a bare "unknown key".
+    """
+    renamed: Mapping[str, str] = getattr(cls, "RENAMED", {})
+    parts = key.split(".")
+    for depth in range(len(parts), 0, -1):
+        old = ".".join(parts[:depth])
+        if old in renamed:
+            return InputError(f"config key {key!r} was renamed: use {renamed[old]!r}")
+    return None
+
+
+def _renamed_keys_in(cls: type, data: Mapping, where: str = "") -> InputError | None:
+    for key, value in data.items():
+        dotted = f"{where}{key}"
+        error = renamed_key_error(cls, dotted)
+        if error is not None:
+            return error
+        if isinstance(value, Mapping):
+            error = _renamed_keys_in(cls, value, dotted + ".")
+            if error is not None:
+                return error
+    return None
+
+
 def from_dict(cls: type[T], data: Mapping, source: str | None = None) -> T:
     """Build the dataclass ``cls`` from a nested mapping, with defaults for missing keys.
 
-    Raises ``InputError`` naming ``source`` and the key for unknown keys, wrong types and invalid values.
+    Raises ``InputError`` naming ``source`` and the key for unknown keys, wrong types and invalid values, and for
+    keys listed in ``cls.RENAMED`` (naming the new key).
     """
     try:
+        renamed = _renamed_keys_in(cls, data)
+        if renamed is not None:
+            raise renamed
         return _from_mapping(cls, data, "")
     except InputError as e:
         raise InputError(str(e), source=source) from None
@@ -291,6 +323,9 @@ def apply_overrides(config: T, overrides: Sequence[str]) -> T:
         key = key.strip()
         if not sep or not key:
             raise InputError(f"override {item!r} must look like section.key=value")
+        renamed = renamed_key_error(type(config), key)
+        if renamed is not None:
+            raise InputError(str(renamed), source="--set")
         parts = key.split(".")
         node, tp = data, type(config)
         for depth, part in enumerate(parts):
