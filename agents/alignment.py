@@ -29,7 +29,7 @@ from torch import nn
 from valan.agents.base import mask_logits
 from valan.agents.discriminator import StepwiseAlignment, lengths_mask
 from valan.agents.r2r_follower import Attention, InstructionEncoder, VisualEncoder
-from valan.problems.discriminator.pairs import GEOMETRY_DIM
+from valan.envs.r2r.geometry import GEOMETRY_DIM
 from valan.errors import InputError
 
 TRANSFERRED_MODULES = ("instruction_encoder", "visual_encoder")

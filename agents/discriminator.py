@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from valan.problems.discriminator.pairs import GEOMETRY_DIM
+from valan.envs.r2r.geometry import GEOMETRY_DIM
 from valan.errors import InputError
 
 _NEG = -1e9

@@ -50,20 +50,18 @@ from gymnasium import spaces
 
 from valan.data import sample_path
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
+from valan.envs.r2r.geometry import GEOMETRY_DIM, NO_MOVE_GEOMETRY, VIEW_STEP, nearest_view
 from valan.envs.r2r.graph import Connectivity, ViewpointIndex
 from valan.envs.r2r.rewards import NEEDS_NDTW, REWARDS, Transition
 from valan.envs.batched import EpisodeSchedule
 from valan.errors import InputError
-from valan.features.stores import R2R_HEADINGS, R2R_VIEWS, FeatureStore, SyntheticFeatures, r2r_view_index
+from valan.features.stores import R2R_HEADINGS, R2R_VIEWS, FeatureStore, SyntheticFeatures
 from valan.envs.r2r.metrics import DTW_THRESHOLD, SUCCESS_THRESHOLD, ndtw
 from valan.text import Vocabulary
 
 STOP = 0
 DEFAULT_MAX_CANDIDATES = 16
 """Largest node degree over all 90 Matterport3D scans is 13; 16 leaves room for denser custom graphs."""
-GEOMETRY_DIM = 5
-NO_MOVE_GEOMETRY = np.array([0.0, 1.0, 0.0, 1.0, 0.0], dtype=np.float32)
-_VIEW_STEP = 2 * math.pi / R2R_HEADINGS  # 30 degrees, radians
 
 PathLike = str | os.PathLike
 
@@ -72,13 +70,6 @@ PathLike = str | os.PathLike
 def _open_connectivity(directory: str) -> Connectivity:
     """One ``Connectivity`` (and so one graph cache) per directory and process."""
     return Connectivity(directory)
-
-
-def _nearest_view(heading: np.ndarray, elevation: np.ndarray) -> np.ndarray:
-    """R2R view index (0..35) nearest to each direction; angles in radians."""
-    step = np.rint(heading / _VIEW_STEP).astype(np.int64) % R2R_HEADINGS
-    level = np.clip(np.rint(elevation / _VIEW_STEP).astype(np.int64), -1, 1) + 1
-    return r2r_view_index(level, step)
 
 
 class R2RWorld:
@@ -168,7 +159,7 @@ class R2RWorld:
             elevation = np.arctan2(delta[:, 2], np.hypot(delta[:, 0], delta[:, 1]))
             self.slot_viewpoint[rows, slot] = off + dst
             self.slot_heading[rows, slot] = heading
-            self.slot_view[rows, slot] = _nearest_view(heading, elevation)
+            self.slot_view[rows, slot] = nearest_view(heading, elevation)
             self.slot_geometry[rows, slot, 2] = np.sin(elevation)
             self.slot_geometry[rows, slot, 3] = np.cos(elevation)
             self.slot_geometry[rows, slot, 4] = np.linalg.norm(delta, axis=1)
@@ -375,7 +366,7 @@ class _Slots:
         pos, heading, episodes = self.position, self.heading, self.episode
         candidates = w.slot_viewpoint[pos]
         view = w.slot_view[pos]
-        view[:, 0] = R2R_HEADINGS + np.rint(heading / _VIEW_STEP).astype(np.int64) % R2R_HEADINGS
+        view[:, 0] = R2R_HEADINGS + np.rint(heading / VIEW_STEP).astype(np.int64) % R2R_HEADINGS
         goal = w.goal[episodes]
         # The next hop is a candidate (slot 0 holds the current viewpoint, padding follows the candidates).
         first = (candidates == w.next_hop(pos, goal)[:, None]).argmax(1)

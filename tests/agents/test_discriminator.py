@@ -12,7 +12,7 @@ import torch
 from valan.agents.discriminator import (StepwiseDiscriminator, TwoTowerDiscriminator, in_batch_softmax_loss,
                                         stepwise_alignment, token_alignment)
 from valan.problems.discriminator.pairs import PairEncoder, collate, path_geometry, travel_views, view_facing
-from valan.envs.r2r.graph import Connectivity, build_scan_graph
+from valan.envs.r2r.graph import Connectivity
 from valan.features.stores import SyntheticFeatures
 from valan.problems.discriminator.metrics import roc_auc
 from valan.problems.discriminator.negatives import Pair, random_walk

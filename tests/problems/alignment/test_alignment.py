@@ -12,12 +12,10 @@ from valan.agents.alignment import AlignmentModel, load_alignment_into, nvs_loss
 from valan.agents.r2r_follower import R2RFollower
 from valan.cli import main
 from valan.checkpoint import load_checkpoint
-from valan.problems.discriminator.pairs import arrival_views, collate, collate_candidates, next_step_candidates, PairEncoder
-from valan.envs.r2r.graph import Connectivity
+from valan.problems.discriminator.pairs import arrival_views, collate_candidates, next_step_candidates
 from valan.errors import InputError
 from valan.features.stores import SyntheticFeatures
 from valan.io import read_jsonl
-from valan.problems.discriminator.negatives import Pair
 from valan.problems import get_problem
 from valan.text import Vocabulary
 

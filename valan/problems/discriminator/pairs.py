@@ -25,23 +25,19 @@ from typing import Any, Sequence
 import numpy as np
 
 from valan.envs.r2r.dataset import parse_r2r
+from valan.envs.r2r.geometry import GEOMETRY_DIM, nearest_view
 from valan.envs.r2r.graph import Connectivity, ScanGraph
 from valan.errors import InputError
-from valan.features.stores import R2R_HEADINGS, FeatureStore, r2r_view_index
+from valan.features.stores import FeatureStore
 from valan.io import read_json, read_jsonl
 from valan.problems.discriminator.negatives import POSITIVE, Pair
 from valan.text import Vocabulary
 
-GEOMETRY_DIM = 5
-_HEADING_STEP = 2 * math.pi / R2R_HEADINGS
-_ELEVATION_STEP = math.radians(30.0)
 
 
 def view_facing(heading: float, elevation: float) -> int:
     """Index of the R2R view (of 36) nearest a direction; heading and elevation in radians."""
-    heading_step = int(round(heading / _HEADING_STEP)) % R2R_HEADINGS
-    level = min(2, max(0, 1 + int(round(elevation / _ELEVATION_STEP))))
-    return r2r_view_index(level, heading_step)
+    return int(nearest_view(heading, elevation))
 
 
 def path_geometry(graph: ScanGraph, path: Sequence[str], heading: float) -> np.ndarray:

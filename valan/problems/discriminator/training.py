@@ -15,7 +15,6 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from valan.agents.discriminator import TwoTowerDiscriminator, build_discriminator, in_batch_softmax_loss
 from valan.config import DataConfig, from_dict, to_dict
