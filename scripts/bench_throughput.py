@@ -33,7 +33,8 @@ import numpy as np
 import ray
 import torch
 
-from valan.config import TrainConfig, load_config
+from valan.problems.config import TrainConfig
+from valan.problems import load_train_config
 from valan.distributed.actor import EnvActor
 from valan.distributed.inference import InferenceServer, new_incarnation, stack_unrolls
 from valan.distributed.learner import Learner, load_snapshot, weights_snapshot
@@ -219,7 +220,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="compute bound: timed repetitions")
     args = parser.parse_args()
 
-    base = load_config(args.config, args.overrides)
+    base = load_train_config(args.config, args.overrides)
     base.data.eval = {}
     base.run.total_env_steps = 10 ** 12
     base.run.checkpoint_every_env_steps = 0

@@ -10,18 +10,20 @@ from typing import ClassVar
 import pytest
 
 from valan import problems
-from valan.config import (EnvConfig, TrainConfig, apply_overrides, config_from_dict, load_config, save_config,
-                          to_dict)
+from valan.problems.config import EnvConfig, TrainConfig
+from valan.problems.r2r.config import R2RConfig
+from valan.config import apply_overrides, save_config, to_dict
+from valan.problems import config_from_dict, load_train_config
 from valan.configs import config_path
 from valan.errors import InputError
 
 
 def test_embedded_default_and_full_r2r_configs_load():
-    default = load_config()
-    assert default == load_config(config_path("r2r_sample.yaml"))
+    default = load_train_config()
+    assert default == load_train_config(config_path("r2r_sample.yaml"))
     assert default.problem == "r2r" and default.data.root is None
     assert default.data.resolve(default.data.train[0]).is_file()  # bundled sample
-    full = load_config(config_path("r2r.yaml"))
+    full = load_train_config(config_path("r2r.yaml"))
     assert full.data.root == "../shared/data/r2r"
     assert full.data.resolve("R2R_train.json").as_posix().endswith("shared/data/r2r/R2R_train.json")
     assert "val_seen" in full.data.eval
@@ -30,14 +32,14 @@ def test_embedded_default_and_full_r2r_configs_load():
 def test_missing_keys_take_defaults_and_ints_promote_to_float(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("learning:\n  lr: 1e-3\n  grad_clip: 5\nrun:\n  seed: 7\n")
-    config = load_config(path)
+    config = load_train_config(path)
     assert config.learning.lr == pytest.approx(1e-3)  # YAML 1.1 reads 1e-3 as a string; the float field parses it
     assert config.learning.grad_clip == 5.0 and isinstance(config.learning.grad_clip, float)
-    assert config.run.seed == 7 and config.agent == TrainConfig().agent
+    assert config.run.seed == 7 and config.agent == R2RConfig().agent
 
 
 def test_overrides_coerce_by_field_type():
-    config = apply_overrides(TrainConfig(), [
+    config = apply_overrides(R2RConfig(), [
         "learning.lr=2e-4", "learning.batch_size=32", "learning.mode=rl", "distributed.ray_address=auto",
         "data.train=[a.json, b.json]", "data.eval.val_unseen=R2R_val_unseen.json", "data.root=123",
         "run.total_minutes=30", "data.vocab=null.txt",
@@ -49,7 +51,7 @@ def test_overrides_coerce_by_field_type():
     assert config.data.root == "123"  # string fields take the text verbatim
     assert config.run.total_minutes == 30.0 and config.data.vocab == "null.txt"
     assert apply_overrides(config, ["data.root=null"]).data.root is None
-    assert TrainConfig().learning.lr == pytest.approx(1e-3)  # the original is untouched
+    assert R2RConfig().learning.lr == pytest.approx(1e-3)  # the original is untouched
 
 
 @pytest.mark.parametrize("override, message", [
@@ -66,7 +68,7 @@ def test_overrides_coerce_by_field_type():
 ])
 def test_bad_overrides_are_one_line_input_errors(override, message):
     with pytest.raises(InputError, match=message) as info:
-        apply_overrides(TrainConfig(), [override])
+        apply_overrides(R2RConfig(), [override])
     assert "\n" not in str(info.value)
 
 
@@ -74,24 +76,24 @@ def test_bad_files_name_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("learning:\n  unroll_lenght: 10\n")
     with pytest.raises(InputError, match="bad.yaml: unknown config key 'learning.unroll_lenght'"):
-        load_config(path)
+        load_train_config(path)
     path.write_text("learning: [1, 2\n")
     with pytest.raises(InputError, match="bad.yaml: malformed YAML"):
-        load_config(path)
+        load_train_config(path)
     path.write_text("- 1\n")
     with pytest.raises(InputError, match="mapping"):
-        load_config(path)
+        load_train_config(path)
     with pytest.raises(InputError, match="config file not found"):
-        load_config(tmp_path / "missing.yaml")
+        load_train_config(tmp_path / "missing.yaml")
     path.write_text("problem: nope\n")
     with pytest.raises(InputError, match="unknown problem 'nope'"):
-        load_config(path)
+        load_train_config(path)
 
 
 def test_save_then_load_round_trips(tmp_path):
-    config = apply_overrides(TrainConfig(), ["learning.lr=3e-4", "data.eval.val_unseen=x.json", "run.logdir=out"])
+    config = apply_overrides(R2RConfig(), ["learning.lr=3e-4", "data.eval.val_unseen=x.json", "run.logdir=out"])
     path = save_config(tmp_path / "run" / "config.yaml", config)
-    assert load_config(path) == config
+    assert load_train_config(path) == config
     assert config_from_dict(to_dict(config)) == config  # what a checkpoint's "config" holds
     assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]
 
@@ -119,10 +121,10 @@ def test_problem_specific_env_fields_follow_the_problem(tmp_path, monkeypatch):
     monkeypatch.setitem(problems.PROBLEMS, "toy", f"{module.__name__}:ToyProblem")
     path = tmp_path / "toy.yaml"
     path.write_text("problem: toy\nenv:\n  panorama_views: 4\n  max_steps: 30\n")
-    config = load_config(path, ["env.panorama_views=6"])
+    config = load_train_config(path, ["env.panorama_views=6"])
     assert isinstance(config, _ToyConfig) and config.env.panorama_views == 6 and config.env.max_steps == 30
     with pytest.raises(InputError, match="unknown config key 'env.panorama_views'"):
-        load_config(path, ["problem=r2r"])  # R2R has no such field
+        load_train_config(path, ["problem=r2r"])  # R2R has no such field
     assert isinstance(problems.get_problem("toy"), _ToyProblem)
 
 
@@ -149,3 +151,35 @@ def test_renamed_keys_name_the_new_key_in_files_and_overrides():
     with pytest.raises(InputError, match="unknown config key 'training'"):
         from_dict(Schema, {"training": {"other": 1}})
     assert apply_overrides(Schema(), ["run.total_steps=7"]).run.total_steps == 7
+
+
+def _leaves(data, prefix=""):
+    """Dotted key -> value of every leaf of a nested mapping (dict-typed fields such as data.eval count as leaves)."""
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "eval":
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize("name", ["r2r_sample.yaml", "r2r.yaml", "touchdown.yaml", "map2seq.yaml"])
+def test_shipped_training_configs_hold_only_what_differs_from_the_defaults(name):
+    import yaml
+
+    written = yaml.safe_load(config_path(name).read_text())
+    config = load_train_config(config_path(name))
+    defaults = _leaves(to_dict(type(config)()))
+    same = [key for key, value in _leaves(written).items() if key != "problem" and defaults.get(key) == value]
+    assert not same, f"{name} repeats defaults: {same}"
+
+
+@pytest.mark.parametrize("problem", ["r2r", "touchdown", "map2seq"])
+def test_a_problem_name_alone_gives_the_shipped_sample_config(problem, tmp_path):
+    name = "r2r_sample.yaml" if problem == "r2r" else f"{problem}.yaml"
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    assert load_train_config(config_path(name)) == load_train_config(empty, [f"problem={problem}"])
+    # the Street View defaults differ from R2R's where the task needs it (Touchdown unrolls 20 steps)
+    assert load_train_config(empty, [f"problem={problem}"]).learning.unroll_length == (12 if problem == "r2r" else 20)

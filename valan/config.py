@@ -1,28 +1,16 @@
-"""Training configuration: YAML files -> nested, typed, validated dataclasses, plus ``--set key=value`` overrides.
+"""Typed YAML configs: files -> nested, validated dataclasses, ``--set key=value`` overrides, atomic saving.
 
-A config file holds sections matching :class:`TrainConfig` (``problem``, ``data``, ``env``, ``agent``,
-``learning``, ``distributed``, ``run``). Missing keys take the dataclass defaults, unknown keys are an
-``InputError`` naming the file and the key, and values are checked against the field types
-(``int``, ``float``, ``bool``, ``str``, ``Literal``, optional, ``list[...]``, ``dict[str, ...]``, nested dataclasses).
+This module is the engine only; the schemas live with what they configure (``valan.problems.config`` and
+``valan.problems.<task>.config`` for navigation training, ``valan.learning.config`` for the RL machinery,
+``valan.learning.supervised`` for supervised runs). A schema is a dataclass whose fields are values or nested
+dataclass sections. Missing keys take the dataclass defaults (so a YAML file holds only what differs from
+them), unknown keys are an ``InputError`` naming the file and the key (with the closest known key), and values
+are checked against the field types (``int``, ``float``, ``bool``, ``str``, ``Literal``, optional,
+``list[...]``, ``dict[str, ...]``, nested dataclasses). A schema may list moved keys in a ``RENAMED`` class
+attribute (old dotted key -> new dotted key): using an old key is then a one-line error naming the new one.
 
-Problem-specific fields: a problem declares its own config class by subclassing a section and
-:class:`TrainConfig`, and names it in its ``config_class`` attribute::
-
-    @dataclass
-    class TouchdownEnvConfig(EnvConfig):
-        panorama_views: int = 8
-
-    @dataclass
-    class TouchdownConfig(TrainConfig):
-        problem: str = "touchdown"
-        env: TouchdownEnvConfig = field(default_factory=TouchdownEnvConfig)
-
-    class TouchdownProblem(Problem):
-        config_class = TouchdownConfig
-
-:func:`load_config` reads the file's ``problem`` name first and validates the file against that problem's
-``config_class``, so ``env.panorama_views`` is accepted (and type checked) for Touchdown and rejected for R2R.
-Other trainers (e.g. the discriminator) can pass any dataclass as ``schema``.
+:func:`load_config` takes the schema, or a function choosing it from the file's contents (navigation configs
+choose by their ``problem`` name: see :func:`valan.problems.load_train_config`).
 """
 
 from __future__ import annotations
@@ -33,9 +21,8 @@ import os
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence, TypeVar
+from typing import Any, Callable, Literal, Sequence, TypeVar
 
 import yaml
 
@@ -44,129 +31,9 @@ from valan.io import atomic_write
 
 T = TypeVar("T")
 
-LearningMode = Literal["mixed", "imitation", "rl", "student_forcing"]
 
-
-@dataclass
-class DataConfig:
-    """Where the data lives. Relative file names are resolved against ``root``; ``root: null`` = bundled sample."""
-
-    root: str | None = None
-    train: list[str] = field(default_factory=lambda: ["R2R_sample_train.json"])  # one or more episode files
-    eval: dict[str, str] = field(default_factory=lambda: {"val_seen": "R2R_sample_val_seen.json"})  # split -> file
-    connectivity: str = "connectivity"
-    vocab: str = "train_vocab.txt"
-    features: str = "synthetic"  # "synthetic" or a feature file/store path understood by valan.features.stores
-    synthetic_dim: int = 64  # feature size of synthetic features (they carry no visual information)
-
-    def resolve(self, name: str) -> Path:
-        """Path of a data file: absolute names as given, others under ``root`` (or the bundled sample)."""
-        path = Path(os.path.expanduser(name))
-        if path.is_absolute():
-            return path
-        if self.root is None:
-            from valan.data import sample_path
-
-            return sample_path(name)
-        return Path(os.path.expanduser(self.root)) / path
-
-
-@dataclass
-class EnvConfig:
-    """Environment settings shared by navigation problems (problems may extend this section)."""
-
-    max_steps: int = 12  # actions per episode, STOP included
-    reward: str = "distance"  # reward name understood by the problem's environment
-    max_candidates: int = 16  # navigable neighbours per step (action slots 1..max_candidates)
-    max_instruction_length: int = 80  # tokens, <EOS> included
-
-
-@dataclass
-class AgentConfig:
-    """Model sizes (problems may extend this section)."""
-
-    embed_dim: int = 64  # word embedding size
-    hidden_dim: int = 128  # LSTM size (the instruction encoder uses hidden_dim // 2 per direction)
-    core_layers: int = 2  # stacked LSTM layers of the recurrent core
-    geometry_dim: int = 32  # size of the projected candidate/previous-action geometry
-    dropout: float = 0.0
-
-
-@dataclass
-class LearningConfig:
-    """Losses and optimizer. Steps here are learner steps (one batch of ``batch_size`` unrolls)."""
-
-    # imitation: teacher forcing; student_forcing: act by sampling, learn the oracle's actions; mixed: imitation
-    # on teacher-forced unrolls, V-trace RL on the others; rl: V-trace only
-    mode: LearningMode = "imitation"
-    p_imitation: float = 0.5  # share of teacher-forced unrolls in "mixed" (VALAN: 0.5) and "student_forcing" modes
-    unroll_length: int = 12  # T (the unroll holds T + 1 steps, the first overlapping the previous unroll)
-    batch_size: int = 16  # B, unrolls per learner step
-    lr: float = 1e-3  # Adam learning rate
-    lr_decay: Literal["none", "exponential"] = "none"
-    lr_decay_rate: float = 0.5  # exponential: lr * rate ** (step / lr_decay_steps)
-    lr_decay_steps: int = 10000
-    grad_clip: float = 10.0  # global gradient norm clip; 0 disables
-    gamma: float = 0.95  # discount per action
-    entropy_cost: float = 0.01
-    baseline_cost: float = 0.5
-    rho_bar: float = 1.0  # V-trace clip of the importance weight in the value target
-    c_bar: float = 1.0  # V-trace clip of the trace coefficients
-    pg_rho_bar: float = 1.0  # clip of the importance weight in the policy gradient
-    curriculum: Literal["none", "constant", "adaptive"] = "none"
-    curriculum_start: float = 0.2  # fraction of the easiest episodes in the initial pool
-    curriculum_steps: int = 20000  # constant: env steps over which the pool widens linearly to all episodes
-    curriculum_threshold: float = 0.5  # adaptive: widen the pool when the pool's success rate exceeds this
-
-    def __post_init__(self) -> None:
-        _check(0.0 <= self.p_imitation <= 1.0, "learning.p_imitation must be in [0, 1]")
-        _check(self.unroll_length >= 1 and self.batch_size >= 1, "learning.unroll_length and batch_size must be >= 1")
-        _check(self.lr > 0 and self.lr_decay_steps > 0 and self.lr_decay_rate > 0, "learning.lr, lr_decay_* must be > 0")
-        _check(0.0 <= self.gamma <= 1.0, "learning.gamma must be in [0, 1]")
-        _check(min(self.rho_bar, self.c_bar, self.pg_rho_bar) > 0, "learning.rho_bar, c_bar, pg_rho_bar must be > 0")
-        _check(0.0 < self.curriculum_start <= 1.0, "learning.curriculum_start must be in (0, 1]")
-
-
-@dataclass
-class DistributedConfig:
-    """SEED-RL layout: actors step environments, the learner batches inference and trains."""
-
-    num_actors: int = 2
-    envs_per_actor: int = 8  # environments each actor steps per inference call
-    max_batch: int = 64  # most observations per inference batch
-    max_wait_ms: float = 5.0  # an incomplete inference batch runs after this deadline
-    queue_size: int = 8  # unrolls waiting for the trainer (backpressure beyond this)
-    num_eval_actors: int = 1
-    ray_address: str | None = None  # None: local Ray instance; "auto" or "host:port": join a cluster
-
-
-@dataclass
-class RunConfig:
-    """Budget, logging, checkpoints. A run stops at whichever budget is reached first."""
-
-    total_env_steps: int = 60000
-    total_minutes: float = 0.0  # 0: no time limit
-    eval_every_env_steps: int = 20000
-    checkpoint_every_env_steps: int = 20000
-    keep_last: int = 3
-    logdir: str = "runs/r2r_sample"
-    seed: int = 0
-
-
-@dataclass
-class TrainConfig:
-    """A whole training run. ``problem`` selects the problem (and its config class) in ``valan.problems``."""
-
-    problem: str = "r2r"
-    data: DataConfig = field(default_factory=DataConfig)
-    env: EnvConfig = field(default_factory=EnvConfig)
-    agent: AgentConfig = field(default_factory=AgentConfig)
-    learning: LearningConfig = field(default_factory=LearningConfig)
-    distributed: DistributedConfig = field(default_factory=DistributedConfig)
-    run: RunConfig = field(default_factory=RunConfig)
-
-
-def _check(condition: bool, message: str) -> None:
+def require(condition: bool, message: str) -> None:
+    """Raise ``InputError(message)`` unless ``condition``: value checks in a section's ``__post_init__``."""
     if not condition:
         raise InputError(message)
 
@@ -370,44 +237,24 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def config_class_for(problem: str) -> type[TrainConfig]:
-    """The config dataclass of a problem (its ``config_class``)."""
-    from valan.problems import problem_class
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = (),
+                schema: type[T] | Callable[[Mapping, str], type[T]] | None = None) -> T:
+    """Load a YAML config file and apply ``--set`` overrides.
 
-    return problem_class(problem).config_class
-
-
-def config_from_dict(data: Mapping, source: str | None = None, schema: type[T] | None = None) -> T:
-    """Build a config from a plain dict (e.g. a checkpoint's ``config``), choosing the class by ``problem``."""
-    if schema is None:
-        problem = data.get("problem", TrainConfig.problem)
-        if not isinstance(problem, str):
-            raise InputError(f"problem: expected a name, got {problem!r}", source=source)
-        try:
-            schema = config_class_for(problem)
-        except InputError as e:
-            raise InputError(str(e), source=source) from None
-    return from_dict(schema, data, source=source)
-
-
-def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = (),
-                schema: type[T] | None = None) -> T:
-    """Load a YAML config (``None``: the embedded default ``configs/r2r_sample.yaml``) and apply overrides.
-
-    An override of ``problem`` picks the config class before the file is validated.
+    ``schema`` is the dataclass, or ``choose(data, source) -> dataclass`` picking it from the file's mapping
+    after the overrides of top-level scalar keys (e.g. ``problem=touchdown``) were applied to that mapping.
     """
-    if path is None:
-        from valan.configs import config_path
-
-        path = config_path("r2r_sample.yaml")
     path = Path(path)
     data = _read_yaml(path)
-    for item in overrides:
+    top_level = [o for o in overrides if "." not in o.partition("=")[0].strip() and "=" in o]
+    for item in top_level:
         key, _, text = item.partition("=")
-        if key.strip() == "problem":
-            data["problem"] = text.strip()
-    config = config_from_dict(data, source=str(path), schema=schema)
-    return apply_overrides(config, [o for o in overrides if o.partition("=")[0].strip() != "problem"])
+        data[key.strip()] = text.strip()
+    if schema is None:
+        raise TypeError("load_config needs a schema")
+    cls = schema if isinstance(schema, type) else schema(data, str(path))
+    config = from_dict(cls, data, source=str(path))
+    return apply_overrides(config, [o for o in overrides if o not in top_level])
 
 
 def save_config(path: str | os.PathLike, config: Any) -> Path:

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from valan.agents.base import MASKED_LOGIT
-from valan.config import apply_overrides, load_config
+from valan.config import apply_overrides
+from valan.problems import load_train_config
 from valan.problems import get_problem
 
 SMALL = ["agent.hidden_dim=32", "agent.embed_dim=16", "agent.geometry_dim=8"]
@@ -18,7 +19,7 @@ def setup():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small model on a shared 2-core machine: intra-op threads only add contention
     torch.manual_seed(0)
-    config = apply_overrides(load_config(), SMALL)
+    config = apply_overrides(load_train_config(), SMALL)
     problem = get_problem("r2r")
     table = problem.feature_table(config)
     yield config, problem, table, problem.make_agent(config, table)

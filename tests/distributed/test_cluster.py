@@ -25,16 +25,16 @@ def test_placement_asks_for_the_accelerator_and_shares_the_remaining_cpus():
 
 
 def test_relative_data_root_is_made_absolute_for_workers(tmp_path, monkeypatch):
-    from valan.config import TrainConfig
+    from valan.problems.r2r.config import R2RConfig
     from valan.distributed.driver import with_absolute_data_root
 
     monkeypatch.chdir(tmp_path)
-    config = TrainConfig()
+    config = R2RConfig()
     config.data.root = "data/r2r"
     resolved = with_absolute_data_root(config)
     assert resolved.data.root == str(tmp_path / "data" / "r2r")
     assert config.data.root == "data/r2r"  # the caller's config is left alone
-    assert with_absolute_data_root(TrainConfig()).data.root is None  # the bundled sample
+    assert with_absolute_data_root(R2RConfig()).data.root is None  # the bundled sample
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from valan.agents.base import AgentOutput, mask_logits
-from valan.config import TrainConfig
+from valan.problems.config import TrainConfig
 from valan.problems import Problem
 
 DEPTH = 2

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from valan.agents.base import MASKED_LOGIT
-from valan.config import LearningConfig
+from valan.learning.config import LearningConfig
 from valan.learning.losses import focal_loss, teacher_forcing_probability, unroll_loss, weighted_bce
 
 M = MASKED_LOGIT

@@ -41,16 +41,16 @@ def run(args: argparse.Namespace) -> int:
 
     import ray
 
-    from valan.config import load_config
+    from valan.problems import load_train_config
     from valan.distributed.driver import train
     from valan.errors import InputError
     from valan.problems import get_problem
 
-    config = load_config(args.config, args.overrides)
+    config = load_train_config(args.config, args.overrides)
     out_dir = args.out if args.out is not None else Path(config.run.logdir)
     saved = out_dir / "config.yaml"
     if args.resume and args.config is None and saved.is_file():
-        config = load_config(saved, args.overrides)
+        config = load_train_config(saved, args.overrides)
     if args.resume and not any((out_dir / "checkpoints").glob("ckpt-*.pt")):
         raise InputError("no checkpoint to resume from", source=str(out_dir / "checkpoints"))
     if args.init_from is not None and not args.init_from.is_file():

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from valan.config import TrainConfig
+from valan.problems.config import TrainConfig
 from valan.distributed.evaluation import greedy_episodes
 from valan.distributed.inference import new_incarnation
 from valan.problems import Problem

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from valan.checkpoint import CheckpointManager
-from valan.config import TrainConfig
+from valan.problems.config import TrainConfig
 from valan.distributed.actor import EnvActor
 from valan.distributed.evaluation import EvalAggregator, assign_splits
 from valan.distributed.learner import Learner

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from valan.config import TrainConfig
+from valan.problems.config import TrainConfig
 from valan.io import atomic_write, read_jsonl, write_json
 from valan.problems import Problem
 
@@ -93,7 +93,7 @@ def checkpoint_episodes(checkpoint: str | Path, data: str | Path, connectivity: 
     import queue
 
     from valan.checkpoint import load_checkpoint
-    from valan.config import config_from_dict
+    from valan.problems import config_from_dict
     from valan.distributed.inference import InferenceServer
     from valan.errors import InputError
     from valan.problems import get_problem

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from valan.checkpoint import CheckpointManager, load_checkpoint
-from valan.config import TrainConfig, save_config, to_dict
+from valan.problems.config import TrainConfig
+from valan.config import save_config, to_dict
 from valan.distributed.inference import InferenceServer, Unroll, split_unroll, stack_unrolls, unroll_batch_size
 from valan.errors import InputError
 from valan.learning.losses import teacher_forcing_probability

@@ -1,12 +1,14 @@
-"""Problems: an environment factory, an agent factory, losses and metrics bound together (VALAN's ProblemType).
+"""Problems: an environment factory, an agent factory, a loss and metrics bound together (VALAN's ProblemType).
 
-``valan train`` looks a problem up by the config's ``problem`` name, so R2R, Touchdown and the discriminator
-share one training machinery. Problem modules are imported only when asked for, so naming a problem does
-not import the others' dependencies.
+``valan train`` looks a navigation problem up by its config's ``problem`` name in :data:`PROBLEMS`; the
+distributed machinery (actors, learner, evaluation) knows nothing else about a task. Problem modules are
+imported only when asked for, so naming a problem does not import the others' dependencies. The supervised
+tasks (``discriminator/``, ``alignment/``, ``sdr/``) are not navigation problems: they train through the one
+supervised loop of :mod:`valan.learning.supervised`.
 
-Writing a problem: subclass :class:`Problem` in ``valan/problems/<name>.py``, set ``name``, ``config_class``
-(a :class:`valan.config.TrainConfig` subclass when the problem has its own config fields) and
-``metric_names``, implement the methods, and add the name to ``PROBLEMS`` below.
+Each task has its folder ``valan/problems/<task>/``: ``config.py`` (its config sections, extending
+:mod:`valan.problems.config`), ``problem.py`` (the :class:`Problem` subclass) and task-only helpers. Adding a
+navigation task: see "Adding a task" in the README.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from valan.config import TrainConfig
+from collections.abc import Mapping
+from pathlib import Path
+
+from valan.config import from_dict, load_config
 from valan.errors import InputError
+from valan.problems.config import TrainConfig
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import numpy as np
     import torch
 
@@ -101,3 +105,29 @@ def problem_class(name: str) -> type[Problem]:
 def get_problem(name: str) -> Problem:
     """An instance of the problem registered as ``name``."""
     return problem_class(name)()
+
+
+def config_class_for(data: Mapping, source: str | None = None) -> type[TrainConfig]:
+    """The config class of the problem that a config mapping names (``problem``, default ``r2r``)."""
+    problem = data.get("problem", "r2r")
+    if not isinstance(problem, str):
+        raise InputError(f"problem: expected a name, got {problem!r}", source=source)
+    try:
+        return problem_class(problem).config_class
+    except InputError as e:
+        raise InputError(str(e), source=source) from None
+
+
+def config_from_dict(data: Mapping, source: str | None = None) -> TrainConfig:
+    """A training config from a plain dict (e.g. a checkpoint's ``config``), typed by its problem's class."""
+    return from_dict(config_class_for(data, source), data, source=source)
+
+
+def load_train_config(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()) -> TrainConfig:
+    """Load a ``valan train`` config (``None``: the embedded ``configs/r2r_sample.yaml``) with ``--set`` overrides;
+    the file's ``problem`` (or a ``problem=...`` override) chooses the config class before validation."""
+    if path is None:
+        from valan.configs import config_path
+
+        path = config_path("r2r_sample.yaml")
+    return load_config(path, overrides, schema=config_class_for)

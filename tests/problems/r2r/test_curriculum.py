@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from valan.config import LearningConfig, apply_overrides, load_config
+from valan.learning.config import LearningConfig
+from valan.config import apply_overrides
+from valan.problems import load_train_config
 from valan.problems.r2r.curriculum import CurriculumEnv, CurriculumSchedule, difficulty_order
 from valan.problems import get_problem
 
@@ -36,7 +38,7 @@ def test_adaptive_schedule_widens_when_the_pool_is_mastered():
 
 
 def test_r2r_training_env_draws_only_from_the_easiest_pool():
-    config = apply_overrides(load_config(), ["learning.curriculum=constant", "learning.curriculum_start=0.1",
+    config = apply_overrides(load_train_config(), ["learning.curriculum=constant", "learning.curriculum_start=0.1",
                                              "learning.curriculum_steps=100000", "distributed.num_actors=1"])
     env = get_problem("r2r").make_env(config, "train", 8, seed=0, evaluation=False)
     assert isinstance(env, CurriculumEnv)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from valan.config import apply_overrides, load_config
+from valan.config import apply_overrides
+from valan.problems import load_train_config
 from valan.problems import get_problem
 from valan.learning.step import learning_rate, make_optimizer, to_tensors, train_step
 
@@ -79,7 +80,7 @@ def oracle_action_accuracy(problem, config, agent, split: str) -> tuple[float, f
 @pytest.mark.slow
 def test_teacher_forced_imitation_learns_to_follow_sample_instructions():
     torch.manual_seed(0)
-    config = apply_overrides(load_config(), [
+    config = apply_overrides(load_train_config(), [
         "agent.hidden_dim=64", "agent.embed_dim=32", "agent.geometry_dim=16", "learning.mode=imitation",
         "learning.lr=3e-3", "learning.batch_size=16", "learning.unroll_length=12"])
     problem = get_problem("r2r")
@@ -97,15 +98,15 @@ def test_teacher_forced_imitation_learns_to_follow_sample_instructions():
 
 
 def test_exponential_learning_rate_decay():
-    learning = apply_overrides(load_config(), ["learning.lr_decay=exponential", "learning.lr_decay_rate=0.5",
+    learning = apply_overrides(load_train_config(), ["learning.lr_decay=exponential", "learning.lr_decay_rate=0.5",
                                                "learning.lr_decay_steps=100", "learning.lr=1e-3"]).learning
     assert [learning_rate(learning, s) for s in (0, 100, 250)] == pytest.approx([1e-3, 5e-4, 1e-3 * 0.5 ** 2.5])
-    assert learning_rate(load_config().learning, 10**6) == pytest.approx(1e-3)
+    assert learning_rate(load_train_config().learning, 10**6) == pytest.approx(1e-3)
 
 
 def test_train_step_clips_the_gradient_norm():
     torch.manual_seed(0)
-    config = apply_overrides(load_config(), ["agent.hidden_dim=16", "agent.embed_dim=8", "agent.geometry_dim=4",
+    config = apply_overrides(load_train_config(), ["agent.hidden_dim=16", "agent.embed_dim=8", "agent.geometry_dim=4",
                                              "learning.grad_clip=1e-3", "learning.lr=1.0"])
     problem = get_problem("r2r")
     agent = problem.make_agent(config, problem.feature_table(config))

@@ -10,7 +10,9 @@ import torch
 
 from valan.checkpoint import save_checkpoint
 from valan.cli import main
-from valan.config import TrainConfig, load_config, to_dict
+from valan.problems.r2r.config import R2RConfig
+from valan.config import to_dict
+from valan.problems import load_train_config
 from valan.configs import config_path
 from valan.data import sample_path
 from valan.envs.streetview.env import BatchedTouchdownEnv, TouchdownEnv
@@ -22,7 +24,7 @@ torch.set_num_threads(1)  # the test machines' few cores are shared
 
 
 def small_config(name: str = "map2seq.yaml", *overrides: str):
-    return load_config(config_path(name), ["agent.hidden_dim=32", "agent.embed_dim=16", "agent.view_dim=8",
+    return load_train_config(config_path(name), ["agent.hidden_dim=32", "agent.embed_dim=16", "agent.view_dim=8",
                                            "data.synthetic_dim=16", *overrides])
 
 
@@ -31,7 +33,7 @@ def as_tensors(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 def test_configs_pick_the_problem_classes_and_defaults():
-    touchdown, map2seq = load_config(config_path("touchdown.yaml")), load_config(config_path("map2seq.yaml"))
+    touchdown, map2seq = load_train_config(config_path("touchdown.yaml")), load_train_config(config_path("map2seq.yaml"))
     assert type(touchdown) is TouchdownConfig and type(map2seq) is Map2seqConfig
     assert (touchdown.env.max_steps, touchdown.env.eval_max_steps) == (55, 50)
     assert map2seq.data.train == ["streetview/map2seq_sample.jsonl"] and map2seq.env.max_instruction_length == 100
@@ -135,7 +137,7 @@ def test_imitation_learns_to_follow_training_routes(tmp_path, capsys):
 
 
 def test_evaluate_checkpoint_of_another_problem_is_refused(tmp_path, capsys):
-    save_checkpoint(tmp_path / "r2r.pt", {"model": {}, "config": to_dict(TrainConfig()), "problem": "r2r"})
+    save_checkpoint(tmp_path / "r2r.pt", {"model": {}, "config": to_dict(R2RConfig()), "problem": "r2r"})
     code = main(["evaluate", "streetview", "--checkpoint", str(tmp_path / "r2r.pt")])
     err = capsys.readouterr().err
     assert code == 2 and "a 'r2r' checkpoint, not a Touchdown or map2seq one" in err and len(err.splitlines()) == 1

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from valan.config import LearningConfig
+from valan.learning.config import LearningConfig
 
 
 def difficulty_order(path_hops: np.ndarray, instruction_lengths: np.ndarray) -> np.ndarray:

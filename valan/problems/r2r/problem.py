@@ -13,31 +13,22 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from valan.config import TrainConfig
-from valan.errors import InputError
+from valan.problems.config import TrainConfig
+from valan.problems.r2r.config import R2RConfig
 from valan.problems import Problem
-
-
-def split_files(config: TrainConfig, split: str) -> list[str]:
-    """Data files of ``split``: ``"train"`` -> ``data.train``; any other name -> ``data.eval[split]``."""
-    if split == "train":
-        return [str(config.data.resolve(name)) for name in config.data.train]
-    if split not in config.data.eval:
-        raise InputError(f"unknown split {split!r}: data.eval has {', '.join(sorted(config.data.eval)) or 'none'}")
-    return [str(config.data.resolve(config.data.eval[split]))]
 
 
 class R2RProblem(Problem):
     name: ClassVar[str] = "r2r"
-    config_class: ClassVar[type[TrainConfig]] = TrainConfig
+    config_class: ClassVar[type[TrainConfig]] = R2RConfig
     metric_names: ClassVar[tuple[str, ...]] = ("success_rate", "spl", "ndtw", "sdtw", "nav_error", "trajectory_length")
 
-    def make_env(self, config: TrainConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
+    def make_env(self, config: R2RConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
         """The batched R2R env; training envs follow ``learning.curriculum`` when it is not ``"none"``."""
         from valan.envs.r2r.env import BatchedR2REnv
 
         env = BatchedR2REnv(
-            num_envs, data=split_files(config, split), connectivity=config.data.resolve(config.data.connectivity),
+            num_envs, data=config.data.split_files(split), connectivity=config.data.resolve(config.data.connectivity),
             vocab=config.data.resolve(config.data.vocab), reward=config.env.reward, max_steps=config.env.max_steps,
             max_instruction_length=config.env.max_instruction_length, max_candidates=config.env.max_candidates,
             evaluation=evaluation, seed=seed)
@@ -49,7 +40,7 @@ class R2RProblem(Problem):
         order = difficulty_order(hops, env.world.instruction_lengths)
         return CurriculumEnv(env, order, CurriculumSchedule(config.learning, config.distributed.num_actors))
 
-    def feature_table(self, config: TrainConfig) -> np.ndarray:
+    def feature_table(self, config: R2RConfig) -> np.ndarray:
         """``(N, 36, D)`` features of every viewpoint of every scan in ``data.connectivity``, in the global index
         order the environments use (the default ``scans`` of ``R2REnv``)."""
         from valan.envs.r2r.graph import Connectivity, ViewpointIndex
@@ -59,7 +50,7 @@ class R2RProblem(Problem):
         connectivity = Connectivity(config.data.resolve(config.data.connectivity))
         return store.table(ViewpointIndex(connectivity, connectivity.scans()).keys())
 
-    def make_agent(self, config: TrainConfig, feature_table: np.ndarray | torch.Tensor | None = None) -> torch.nn.Module:
+    def make_agent(self, config: R2RConfig, feature_table: np.ndarray | torch.Tensor | None = None) -> torch.nn.Module:
         from valan.agents.r2r_follower import R2RFollower
         from valan.text import Vocabulary
 
@@ -71,18 +62,18 @@ class R2RProblem(Problem):
                            hidden_dim=a.hidden_dim, core_layers=a.core_layers, geometry_dim=a.geometry_dim,
                            dropout=a.dropout)
 
-    def loss(self, agent: torch.nn.Module, unroll: dict[str, Any], config: TrainConfig
+    def loss(self, agent: torch.nn.Module, unroll: dict[str, Any], config: R2RConfig
              ) -> tuple[torch.Tensor, dict[str, float]]:
         from valan.learning.losses import agent_loss
 
         return agent_loss(agent, unroll, config.learning)
 
-    def evaluate(self, config: TrainConfig, split: str, predictions: list[dict]) -> dict[str, float]:
+    def evaluate(self, config: R2RConfig, split: str, predictions: list[dict]) -> dict[str, float]:
         """R2R summary metrics (``valan.envs.r2r.metrics.SUMMARY_KEYS``) of leaderboard predictions on ``split``."""
         from valan.envs.r2r.dataset import load_r2r
         from valan.envs.r2r.metrics import evaluate_r2r
 
-        files = split_files(config, split)
+        files = config.data.split_files(split)
         episodes = [ep for f in files for ep in load_r2r(f)]
         summary, _ = evaluate_r2r(episodes, predictions, config.data.resolve(config.data.connectivity),
                                   predictions_source=f"{split} predictions", data_source=", ".join(files))
@@ -98,7 +89,7 @@ class R2RProblem(Problem):
             return
         super().init_from(agent, checkpoint, source)
 
-    def write_plots(self, config: TrainConfig, split: str, episodes: list[dict], directory: Path,
+    def write_plots(self, config: R2RConfig, split: str, episodes: list[dict], directory: Path,
                     limit: int) -> list[Path]:
         """Top-down pictures (``valan.problems.r2r.plots``) of the first ``limit`` evaluated episodes: graph, reference path,
         trajectory, with the episode's SR/SPL/NE/nDTW in the title."""
@@ -108,7 +99,7 @@ class R2RProblem(Problem):
         from valan.problems.r2r.plots import write_episode_plot
 
         chosen = {e["instr_id"]: e["trajectory"] for e in episodes[:limit]}
-        data = [ep for f in split_files(config, split) for ep in load_r2r(f) if ep.instr_id in chosen]
+        data = [ep for f in config.data.split_files(split) for ep in load_r2r(f) if ep.instr_id in chosen]
         connectivity = Connectivity(config.data.resolve(config.data.connectivity))
         _, scored = evaluate_r2r(data, [{"instr_id": i, "trajectory": t} for i, t in chosen.items()], connectivity)
         results = {s["instr_id"]: s for s in scored}
@@ -116,6 +107,6 @@ class R2RProblem(Problem):
                                    [step[0] for step in chosen[ep.instr_id]]) for ep in data]
 
 
-def _feature_spec(config: TrainConfig) -> str:
+def _feature_spec(config: R2RConfig) -> str:
     spec = config.data.features
     return spec if spec == "synthetic" else str(config.data.resolve(spec))

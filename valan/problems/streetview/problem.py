@@ -5,85 +5,22 @@ Binds the batched Street View environment (``valan.envs.streetview.env``), the T
 (``valan.envs.streetview.metrics``) to the config's sections. The two problems differ only in their defaults
 (data files, instruction length).
 
-Street View config fields beyond the shared ones:
-
-- ``data.graph``: folder with ``nodes.txt`` and ``links.txt``; ``data.vocab``: a vocabulary file, or ``""`` to
-  build it from the ``data.train`` files (tokens seen at least ``data.vocab_min_count`` times);
-  ``data.feature_views`` / ``data.feature_headings``: views per panorama and per pitch row of synthetic
-  features (default one row of 8 views of 45 degrees; a real store brings its own count).
-- ``env.action_space`` (``discrete`` | ``panoramic``), ``env.eval_max_steps`` (50; ``env.max_steps``, 55,
-  is the training limit), ``env.step_cost``, ``env.stop_reward``; ``env.reward``: ``progress`` | ``sparse``.
-- ``agent.view_dim``, ``agent.action_embed_dim``, ``agent.time_embed_dim``.
-
-Ignored here: ``data.connectivity``, ``env.max_candidates``, ``agent.geometry_dim`` (R2R fields).
+Their config sections are in :mod:`valan.problems.streetview.config`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from valan.config import AgentConfig, DataConfig, EnvConfig, RunConfig, TrainConfig
-from valan.envs.streetview.dataset import SAMPLE_MAP2SEQ, SAMPLE_TOUCHDOWN
-from valan.envs.streetview.graph import SAMPLE_GRAPH
 from valan.errors import InputError
 from valan.problems import Problem
-from valan.problems.r2r.problem import split_files
-
-
-@dataclass
-class StreetViewDataConfig(DataConfig):
-    """Data of a Street View problem (default: the bundled Touchdown sample, used for training and evaluation)."""
-
-    train: list[str] = field(default_factory=lambda: [SAMPLE_TOUCHDOWN])
-    eval: dict[str, str] = field(default_factory=lambda: {"dev": SAMPLE_TOUCHDOWN})
-    graph: str = SAMPLE_GRAPH
-    vocab: str = ""  # "" = build from the training files
-    vocab_min_count: int = 5
-    feature_views: int = 8  # views per panorama of synthetic features (a real store brings its own)
-    feature_headings: int = 8  # views per pitch row of the features (headings 360 / feature_headings apart)
-
-
-@dataclass
-class StreetViewEnvConfig(EnvConfig):
-    max_steps: int = 55  # training episodes (Touchdown)
-    eval_max_steps: int = 50  # evaluation episodes (Touchdown)
-    reward: str = "progress"
-    max_instruction_length: int = 300
-    action_space: Literal["discrete", "panoramic"] = "discrete"
-    step_cost: float = 0.2
-    stop_reward: float = 1.0
-
-
-@dataclass
-class StreetViewAgentConfig(AgentConfig):
-    core_layers: int = 1
-    view_dim: int = 32
-    action_embed_dim: int = 16
-    time_embed_dim: int = 16
-
-
-@dataclass
-class TouchdownConfig(TrainConfig):
-    problem: str = "touchdown"
-    data: StreetViewDataConfig = field(default_factory=StreetViewDataConfig)
-    env: StreetViewEnvConfig = field(default_factory=StreetViewEnvConfig)
-    agent: StreetViewAgentConfig = field(default_factory=StreetViewAgentConfig)
-    run: RunConfig = field(default_factory=lambda: RunConfig(logdir="runs/touchdown_sample"))
-
-
-@dataclass
-class Map2seqConfig(TouchdownConfig):
-    problem: str = "map2seq"
-    data: StreetViewDataConfig = field(default_factory=lambda: StreetViewDataConfig(
-        train=[SAMPLE_MAP2SEQ], eval={"dev": SAMPLE_MAP2SEQ}))
-    env: StreetViewEnvConfig = field(default_factory=lambda: StreetViewEnvConfig(max_instruction_length=100))
-    run: RunConfig = field(default_factory=lambda: RunConfig(logdir="runs/map2seq_sample"))
+from valan.problems.config import TrainConfig
+from valan.problems.streetview.config import Map2seqConfig, TouchdownConfig
 
 
 @functools.lru_cache(maxsize=8)
@@ -99,7 +36,7 @@ def _vocabulary(files: tuple[str, ...], vocab: str, min_count: int) -> Any:
 def vocabulary(config: TouchdownConfig) -> Any:
     """The vocabulary of ``config``: ``data.vocab``, or built from the ``data.train`` files (cached)."""
     d = config.data
-    return _vocabulary(tuple(split_files(config, "train")), str(d.resolve(d.vocab)) if d.vocab else "",
+    return _vocabulary(tuple(config.data.split_files("train")), str(d.resolve(d.vocab)) if d.vocab else "",
                        d.vocab_min_count)
 
 
@@ -127,7 +64,7 @@ class TouchdownProblem(Problem):
 
         e = config.env
         return BatchedTouchdownEnv(
-            num_envs, data=split_files(config, split), graph=graph(config), vocab=vocabulary(config),
+            num_envs, data=config.data.split_files(split), graph=graph(config), vocab=vocabulary(config),
             action_space=e.action_space, max_steps=e.eval_max_steps if evaluation else e.max_steps,
             max_instruction_length=e.max_instruction_length, reward=e.reward, step_cost=e.step_cost,
             stop_reward=e.stop_reward, evaluation=evaluation, seed=seed)
@@ -167,7 +104,7 @@ class TouchdownProblem(Problem):
         from valan.envs.streetview.dataset import load_routes
         from valan.envs.streetview.metrics import evaluate_streetview
 
-        files = split_files(config, split)
+        files = config.data.split_files(split)
         routes = [r for f in files for r in load_routes(f)]
         summary, _ = evaluate_streetview(routes, predictions, graph(config),
                                          predictions_source=f"{split} predictions", data_source=", ".join(files))
@@ -201,7 +138,7 @@ def checkpoint_predictions(checkpoint: str | os.PathLike, data: str | os.PathLik
     """Predictions of a trained Touchdown / map2seq agent on every route of ``data`` (``valan evaluate
     streetview --checkpoint``): the checkpoint's config, weights and vocabulary, the given routes and graph."""
     from valan.checkpoint import load_checkpoint
-    from valan.config import config_from_dict
+    from valan.problems import config_from_dict
     from valan.envs.streetview.env import BatchedTouchdownEnv
     from valan.envs.streetview.graph import load_graph
 

@@ -1,0 +1,76 @@
+"""Config sections of the reinforcement-learning machinery: losses and optimizer (``learning``), the actor/learner
+layout (``distributed``, read by ``valan.distributed``) and the run's budget and outputs (``run``).
+
+Every navigation problem's config (:class:`valan.problems.config.TrainConfig`) holds these three sections; a
+problem may change their defaults (e.g. Street View unrolls 20 steps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from valan.config import require
+
+LearningMode = Literal["mixed", "imitation", "rl", "student_forcing"]
+
+
+@dataclass
+class LearningConfig:
+    """Losses and optimizer. Steps here are learner steps (one batch of ``batch_size`` unrolls)."""
+
+    # imitation: teacher forcing; student_forcing: act by sampling, learn the oracle's actions; mixed: imitation
+    # on teacher-forced unrolls, V-trace RL on the others; rl: V-trace only
+    mode: LearningMode = "imitation"
+    p_imitation: float = 0.5  # share of teacher-forced unrolls in "mixed" (VALAN: 0.5) and "student_forcing" modes
+    unroll_length: int = 12  # T (the unroll holds T + 1 steps, the first overlapping the previous unroll)
+    batch_size: int = 16  # B, unrolls per learner step
+    lr: float = 1e-3  # Adam learning rate
+    lr_decay: Literal["none", "exponential"] = "none"
+    lr_decay_rate: float = 0.5  # exponential: lr * rate ** (step / lr_decay_steps)
+    lr_decay_steps: int = 10000
+    grad_clip: float = 10.0  # global gradient norm clip; 0 disables
+    gamma: float = 0.95  # discount per action
+    entropy_cost: float = 0.01
+    baseline_cost: float = 0.5
+    rho_bar: float = 1.0  # V-trace clip of the importance weight in the value target
+    c_bar: float = 1.0  # V-trace clip of the trace coefficients
+    pg_rho_bar: float = 1.0  # clip of the importance weight in the policy gradient
+    curriculum: Literal["none", "constant", "adaptive"] = "none"
+    curriculum_start: float = 0.2  # fraction of the easiest episodes in the initial pool
+    curriculum_steps: int = 20000  # constant: env steps over which the pool widens linearly to all episodes
+    curriculum_threshold: float = 0.5  # adaptive: widen the pool when the pool's success rate exceeds this
+
+    def __post_init__(self) -> None:
+        require(0.0 <= self.p_imitation <= 1.0, "learning.p_imitation must be in [0, 1]")
+        require(self.unroll_length >= 1 and self.batch_size >= 1, "learning.unroll_length and batch_size must be >= 1")
+        require(self.lr > 0 and self.lr_decay_steps > 0 and self.lr_decay_rate > 0, "learning.lr, lr_decay_* must be > 0")
+        require(0.0 <= self.gamma <= 1.0, "learning.gamma must be in [0, 1]")
+        require(min(self.rho_bar, self.c_bar, self.pg_rho_bar) > 0, "learning.rho_bar, c_bar, pg_rho_bar must be > 0")
+        require(0.0 < self.curriculum_start <= 1.0, "learning.curriculum_start must be in (0, 1]")
+
+
+@dataclass
+class DistributedConfig:
+    """SEED-RL layout: actors step environments, the learner batches inference and trains."""
+
+    num_actors: int = 2
+    envs_per_actor: int = 8  # environments each actor steps per inference call
+    max_batch: int = 64  # most observations per inference batch
+    max_wait_ms: float = 5.0  # an incomplete inference batch runs after this deadline
+    queue_size: int = 8  # unrolls waiting for the trainer (backpressure beyond this)
+    num_eval_actors: int = 1
+    ray_address: str | None = None  # None: local Ray instance; "auto" or "host:port": join a cluster
+
+
+@dataclass
+class RunConfig:
+    """Budget, logging, checkpoints. A run stops at whichever budget is reached first."""
+
+    total_env_steps: int = 60000
+    total_minutes: float = 0.0  # 0: no time limit
+    eval_every_env_steps: int = 20000
+    checkpoint_every_env_steps: int = 20000
+    keep_last: int = 3
+    logdir: str = "runs/train"  # problems set their own (e.g. runs/r2r_sample)
+    seed: int = 0

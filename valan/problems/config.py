@@ -1,0 +1,80 @@
+"""The config of a navigation training run (``valan train``): the sections every navigation problem has.
+
+A problem extends the sections with its own fields and defaults in ``valan/problems/<task>/config.py`` (R2R adds
+``data.connectivity``, ``env.max_candidates``, ``agent.geometry_dim``; Street View adds ``data.graph``, the
+action space, ...) and names that class in its ``config_class``. Defaults live in these dataclasses only: a YAML
+file in ``configs/`` holds just what differs from them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from valan.errors import InputError
+from valan.learning.config import DistributedConfig, LearningConfig, RunConfig
+
+
+@dataclass
+class DataConfig:
+    """Where the data lives. Relative file names are resolved against ``root``; ``root: null`` = bundled sample."""
+
+    root: str | None = None
+    train: list[str] = field(default_factory=list)  # one or more episode files
+    eval: dict[str, str] = field(default_factory=dict)  # split name -> episode file
+    vocab: str = ""  # a vocabulary file; "" = build it from the training files (where the problem supports it)
+    features: str = "synthetic"  # "synthetic" or a feature store path understood by valan.features.stores
+    synthetic_dim: int = 64  # feature size of synthetic features (they carry no visual information)
+
+    def resolve(self, name: str) -> Path:
+        """Path of a data file: absolute names as given, others under ``root`` (or the bundled sample)."""
+        path = Path(os.path.expanduser(name))
+        if path.is_absolute():
+            return path
+        if self.root is None:
+            from valan.data import sample_path
+
+            return sample_path(name)
+        return Path(os.path.expanduser(self.root)) / path
+
+    def split_files(self, split: str) -> list[str]:
+        """Resolved data files of ``split``: ``"train"`` -> ``train``; any other name -> ``eval[split]``."""
+        if split == "train":
+            return [str(self.resolve(name)) for name in self.train]
+        if split not in self.eval:
+            raise InputError(f"unknown split {split!r}: data.eval has {', '.join(sorted(self.eval)) or 'none'}")
+        return [str(self.resolve(self.eval[split]))]
+
+
+@dataclass
+class EnvConfig:
+    """Environment settings every navigation problem has."""
+
+    max_steps: int = 12  # actions per episode, STOP included
+    reward: str = "distance"  # reward name understood by the problem's environment
+    max_instruction_length: int = 80  # tokens, <EOS> included
+
+
+@dataclass
+class AgentConfig:
+    """Model sizes every follower has."""
+
+    embed_dim: int = 64  # word embedding size
+    hidden_dim: int = 128  # LSTM size (the instruction encoder uses hidden_dim // 2 per direction)
+    core_layers: int = 2  # stacked LSTM layers of the recurrent core
+    dropout: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """A whole navigation training run. ``problem`` names the problem (and so its config class) in
+    ``valan.problems.PROBLEMS``."""
+
+    problem: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    run: RunConfig = field(default_factory=RunConfig)

@@ -1,0 +1,41 @@
+"""Config of R2R training (``problem: r2r``): the navigation sections plus Matterport3D's graph fields.
+
+The defaults are the embedded run: the bundled R2R sample (5 scans) with synthetic features, a few minutes on
+2 CPU cores (``configs/r2r_sample.yaml`` therefore only names the problem).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from valan.learning.config import RunConfig
+from valan.problems.config import AgentConfig, DataConfig, EnvConfig, TrainConfig
+
+
+@dataclass
+class R2RDataConfig(DataConfig):
+    """R2R-format episode files and the Matterport3D connectivity graphs (default: the bundled sample)."""
+
+    train: list[str] = field(default_factory=lambda: ["R2R_sample_train.json"])
+    eval: dict[str, str] = field(default_factory=lambda: {"val_seen": "R2R_sample_val_seen.json"})
+    connectivity: str = "connectivity"  # folder of {scan}_connectivity.json
+    vocab: str = "train_vocab.txt"
+
+
+@dataclass
+class R2REnvConfig(EnvConfig):
+    max_candidates: int = 16  # navigable neighbours per step (action slots 1..max_candidates)
+
+
+@dataclass
+class R2RAgentConfig(AgentConfig):
+    geometry_dim: int = 32  # size of the projected candidate/previous-action geometry
+
+
+@dataclass
+class R2RConfig(TrainConfig):
+    problem: str = "r2r"
+    data: R2RDataConfig = field(default_factory=R2RDataConfig)
+    env: R2REnvConfig = field(default_factory=R2REnvConfig)
+    agent: R2RAgentConfig = field(default_factory=R2RAgentConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(logdir="runs/r2r_sample"))
