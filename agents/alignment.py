@@ -1,8 +1,8 @@
 """Pretrained cross-modal alignment modules for warm-starting the R2R follower (Huang et al., ICCV 2019).
 
-``AlignmentModel`` holds an ``instruction_encoder`` and a ``visual_encoder`` built from the follower's own classes
-(``valan.agents.r2r_follower.InstructionEncoder``/``VisualEncoder``), so their parameter names and shapes are the
-follower's by construction, and trains them on two tasks:
+``AlignmentModel`` holds an ``instruction_encoder`` and a ``visual_encoder`` built from the classes the R2R
+follower uses (``valan.agents.layers.InstructionEncoder``/``VisualEncoder``), under the follower's attribute names,
+so their parameter names and shapes are the follower's by construction, and trains them on two tasks:
 
 - CMA (cross-modal alignment): the discriminator objective on (instruction, visual sequence) pairs. Per step of
   the path, the visual encoder's output for the view facing the direction of arrival, with the step's geometry,
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from valan.agents.base import mask_logits
-from valan.agents.discriminator import StepwiseAlignment, lengths_mask
-from valan.agents.r2r_follower import Attention, InstructionEncoder, VisualEncoder
+from valan.agents.discriminator import StepwiseAlignment
+from valan.agents.layers import Attention, InstructionEncoder, VisualEncoder, lengths_mask
 from valan.envs.r2r.geometry import GEOMETRY_DIM
 from valan.errors import InputError
 

@@ -22,17 +22,11 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from valan.agents.base import mask_logits
+from valan.agents.layers import InstructionEncoder, lengths_mask
 from valan.envs.r2r.geometry import GEOMETRY_DIM
 from valan.errors import InputError
-
-_NEG = -1e9
-
-
-def lengths_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
-    """``(B, size)`` bool, True at positions ``< lengths``."""
-    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def stepwise_alignment(step_states: torch.Tensor, step_mask: torch.Tensor, token_states: torch.Tensor,
@@ -46,9 +40,9 @@ def stepwise_alignment(step_states: torch.Tensor, step_mask: torch.Tensor, token
     steps = F.normalize(step_states, dim=-1)
     tokens = F.normalize(token_states, dim=-1)
     alpha = scale * torch.einsum("btd,bld->btl", steps, tokens)
-    attention = torch.softmax(alpha.masked_fill(~token_mask[:, None, :], _NEG), dim=-1)
+    attention = torch.softmax(mask_logits(alpha, token_mask[:, None, :]), dim=-1)
     per_step = (attention * alpha).sum(dim=-1)
-    weights = torch.softmax((-per_step).masked_fill(~step_mask, _NEG), dim=-1)
+    weights = torch.softmax(mask_logits(-per_step, step_mask), dim=-1)
     return (weights * per_step).sum(dim=-1)
 
 
@@ -64,32 +58,10 @@ def token_alignment(step_states: torch.Tensor, step_mask: torch.Tensor, token_st
     steps = F.normalize(step_states, dim=-1)
     tokens = F.normalize(token_states, dim=-1)
     alpha = scale * torch.einsum("btd,bld->btl", steps, tokens)
-    attention = torch.softmax(alpha.masked_fill(~step_mask[:, :, None], _NEG), dim=1)
+    attention = torch.softmax(mask_logits(alpha, step_mask[:, :, None]), dim=1)
     per_token = (attention * alpha).sum(dim=1)
-    weights = torch.softmax(token_logits.masked_fill(~token_mask, _NEG), dim=-1)
+    weights = torch.softmax(mask_logits(token_logits, token_mask), dim=-1)
     return (weights * per_token).sum(dim=-1)
-
-
-class InstructionEncoder(nn.Module):
-    """Word embeddings and a bidirectional LSTM: ``(B, L)`` token ids -> ``(B, L, hidden_dim)`` states."""
-
-    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_dim: int = 128, num_layers: int = 1,
-                 dropout: float = 0.0):
-        super().__init__()
-        if hidden_dim % 2:
-            raise ValueError(f"hidden_dim must be even (two directions), got {hidden_dim}")
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(embed_dim, hidden_dim // 2, num_layers=num_layers, batch_first=True,
-                            bidirectional=True)
-        self.output_dim = hidden_dim
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token states ``(B, L, hidden_dim)`` (zeros past each length) and their mask ``(B, L)``."""
-        embedded = self.dropout(self.embedding(tokens))
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        states, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=tokens.shape[1])
-        return states, lengths_mask(lengths, tokens.shape[1])
 
 
 class PathEncoder(nn.Module):
@@ -101,7 +73,6 @@ class PathEncoder(nn.Module):
         self.project = nn.Linear(feature_dim + geometry_dim, hidden_dim)
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(hidden_dim, hidden_dim, batch_first=True)
-        self.output_dim = hidden_dim
 
     def forward(self, features: torch.Tensor, geometry: torch.Tensor,
                 lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

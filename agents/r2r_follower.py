@@ -1,24 +1,26 @@
 """The VALAN R2R follower in PyTorch: an instruction-following agent for the R2R environment.
 
-Per step ``t`` (for each of ``B`` episodes)::
+Per step ``t`` (for each of ``B`` episodes; the blocks are those of ``valan.agents.layers``)::
 
-    text       = BiLSTM(embed(instruction))                        (L, H)   encoded once per episode
-    views      = visual_encoder(features[viewpoint])               (36, H)  the current panorama
-    pooled     = attend(h_{t-1}, views)                            (H)      attention-pooled panorama
-    h_t        = LSTM_2layers([pooled; geometry(previous_action)])
+    text       = InstructionEncoder(instruction)                   (L, H)   encoded once per episode
+    views      = VisualEncoder(features[viewpoint])                (36, H)  the current panorama
+    pooled     = attend(f_{t-1}, views)                            (H)      attention-pooled panorama
+    h_t        = StackedLSTMCell([pooled; geometry(previous_action); f_{t-1}])    input feeding
     text_ctx   = attend(h_t, text)                                 text attention
     visual_ctx = attend(text_ctx, views)                           visual attention
     f_t        = tanh(W [h_t; text_ctx; visual_ctx])
     cand_k     = W_c [views[candidate_view_k]; geometry(candidate_geometry_k)] (+ a learned STOP vector, slot 0)
     logit_k    = f_t . cand_k / sqrt(H)        masked by candidate_mask;      value = MLP(f_t)
 
+``geometry`` embeds the 5 geometry features (relative heading and elevation as sin/cos, distance in metres).
 Visual features are read by index from ``feature_table`` (``(N, 36, D)``, a non-persistent buffer: checkpoints
 do not carry it) or, when the observation has them, from ``obs["features"]`` ``(36, D)``.
 
-The recurrent state is ``(h, c, text, text_mask)``: LSTM states ``(B, layers, H)`` and the encoded instruction
-``(B, L, H)`` with its mask ``(B, L)``. The instruction is encoded at episode starts (``first``) and kept in the
-state, so acting (``T = 1`` under ``torch.no_grad``/``inference_mode``) never re-encodes it mid-episode. With
-gradients enabled (learning), step 0 is re-encoded as well, so the encoder is trained through every step.
+The recurrent state is ``(h, c, f, text, text_mask)``: LSTM states ``(B, layers, H)``, the attentional state
+``f`` ``(B, H)`` and the encoded instruction ``(B, L, H)`` with its mask ``(B, L)``. The instruction is encoded
+at episode starts (``first``) and kept in the state (``instruction_bank``), so acting (``T = 1`` under
+``torch.no_grad``/``inference_mode``) never re-encodes it mid-episode. With gradients enabled (learning), step 0
+is re-encoded as well, so the encoder is trained through every step.
 """
 
 from __future__ import annotations
@@ -28,72 +30,13 @@ import math
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from valan.agents.base import AgentOutput, mask_logits
-from valan.text import PAD_ID
+from valan.agents.layers import Attention, InstructionEncoder, StackedLSTMCell, VisualEncoder, instruction_bank
 
 GEOMETRY_FEATURES = 5  # sin/cos relative heading, sin/cos elevation, distance (metres)
 
 State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-class InstructionEncoder(nn.Module):
-    """Word embedding and a bidirectional LSTM: token ids ``(N, L)`` -> encodings ``(N, L, H)`` and mask ``(N, L)``.
-
-    The two directions are separate LSTMs over padded batches; the backward one reads each instruction reversed
-    within its own length, so padding never enters a valid position. (Packed sequences give the same result
-    but their backward pass on CPU costs several times more.) Padding positions encode to zeros.
-    """
-
-    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int):
-        super().__init__()
-        if hidden_dim % 2:
-            raise ValueError(f"hidden_dim must be even (two LSTM directions), got {hidden_dim}")
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
-        self.forward_lstm = nn.LSTM(embed_dim, hidden_dim // 2, batch_first=True)
-        self.backward_lstm = nn.LSTM(embed_dim, hidden_dim // 2, batch_first=True)
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        full_length = tokens.shape[1]
-        lengths = lengths.clamp(min=1, max=full_length).unsqueeze(1)
-        longest = int(lengths.max())
-        position = torch.arange(longest, device=tokens.device)
-        valid = position < lengths
-        reverse = torch.where(valid, lengths - 1 - position, position)  # (N, longest), its own inverse
-        embedded = self.embedding(tokens[:, :longest])
-        forward, _ = self.forward_lstm(embedded)
-        backward, _ = self.backward_lstm(embedded.gather(1, reverse.unsqueeze(-1).expand_as(embedded)))
-        backward = backward.gather(1, reverse.unsqueeze(-1).expand_as(backward))
-        encoded = torch.cat([forward, backward], dim=-1) * valid.unsqueeze(-1)
-        encoded = F.pad(encoded, (0, 0, 0, full_length - longest))
-        return encoded, torch.arange(full_length, device=tokens.device) < lengths
-
-
-class VisualEncoder(nn.Module):
-    """Projects view features ``(..., D)`` to the model size ``(..., H)``."""
-
-    def __init__(self, feature_dim: int, hidden_dim: int):
-        super().__init__()
-        self.projection = nn.Linear(feature_dim, hidden_dim)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.projection(features))
-
-
-class Attention(nn.Module):
-    """Scaled dot-product attention of one query ``(B, Q)`` over keys ``(B, N, H)``; returns ``(B, H)``."""
-
-    def __init__(self, query_dim: int, key_dim: int):
-        super().__init__()
-        self.query = nn.Linear(query_dim, key_dim, bias=False)
-        self.scale = 1.0 / math.sqrt(key_dim)
-
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        scores = torch.einsum("bh,bnh->bn", self.query(query), keys) * self.scale
-        if mask is not None:
-            scores = mask_logits(scores, mask)
-        return torch.einsum("bn,bnh->bh", torch.softmax(scores, dim=-1), keys)
 
 
 class R2RFollower(nn.Module):
@@ -116,8 +59,7 @@ class R2RFollower(nn.Module):
         self.visual_encoder = VisualEncoder(feature_dim, hidden_dim)
         self.geometry = nn.Sequential(nn.Linear(GEOMETRY_FEATURES, geometry_dim), nn.Tanh())
         self.view_pooling = Attention(hidden_dim, hidden_dim)
-        self.core = nn.ModuleList(
-            nn.LSTMCell(2 * hidden_dim + geometry_dim if i == 0 else hidden_dim, hidden_dim) for i in range(core_layers))
+        self.core = StackedLSTMCell(2 * hidden_dim + geometry_dim, hidden_dim, core_layers)
         self.text_attention = Attention(hidden_dim, hidden_dim)
         self.visual_attention = Attention(hidden_dim, hidden_dim)
         self.state_projection = nn.Linear(3 * hidden_dim, hidden_dim)
@@ -140,27 +82,6 @@ class R2RFollower(nn.Module):
                 zeros(batch_size, self.hidden_dim), zeros(batch_size, self.max_instruction_length, self.hidden_dim),
                 torch.zeros(batch_size, self.max_instruction_length, dtype=torch.bool, device=p.device))
 
-    def _instruction_per_step(self, obs: dict[str, torch.Tensor], first: torch.Tensor, text: torch.Tensor,
-                              text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encodings ``(T, B, L, H)`` and masks of the instruction in force at each step.
-
-        Instructions are encoded once per episode segment: at steps where an episode starts (and at step 0 when
-        learning); other steps reuse the segment's encoding, or the state's cache before the first start.
-        """
-        T, B = first.shape
-        starts = first.clone()
-        if torch.is_grad_enabled():
-            starts[0] = True
-        bank, bank_mask = text, text_mask
-        if starts.any():
-            encoded, mask = self.instruction_encoder(obs["instruction"][starts], obs["instruction_length"][starts])
-            bank, bank_mask = torch.cat([text, encoded]), torch.cat([text_mask, mask])
-        # Bank row of each step: B + (rank of its segment's start in row-major order), or b for the cache.
-        segment = torch.where(starts, B + torch.cumsum(starts.flatten(), 0).view(T, B) - 1, -1)
-        row = torch.cummax(segment, dim=0).values
-        row = torch.where(row < 0, torch.arange(B, device=row.device), row)
-        return bank[row], bank_mask[row]
-
     def forward(self, obs: dict[str, torch.Tensor], state: State, first: torch.Tensor) -> tuple[AgentOutput, State]:
         T, B = first.shape
         first = first.bool()
@@ -173,7 +94,8 @@ class R2RFollower(nn.Module):
             torch.cat([candidate_views, self.geometry(obs["candidate_geometry"].float())], dim=-1))
         candidates = torch.cat([candidates[:, :, :1] + self.stop_embedding, candidates[:, :, 1:]], dim=2)
         previous_action = self.geometry(obs["previous_action_geometry"].float())  # (T, B, G)
-        texts, text_masks = self._instruction_per_step(obs, first, text, text_mask)
+        texts, text_masks = instruction_bank(self.instruction_encoder, obs["instruction"], obs["instruction_length"],
+                                             first, text, text_mask)
 
         # Per-step slices via unbind: one stacked gradient instead of a full-size zero tensor per indexing.
         step_views, step_texts, step_text_masks = views.unbind(0), texts.unbind(0), text_masks.unbind(0)
@@ -184,12 +106,7 @@ class R2RFollower(nn.Module):
             h, c, f = h * keep[:, None], c * keep[:, None], f * keep
             # Input feeding: the previous step's attentional state f queries the panorama and enters the core.
             x = torch.cat([self.view_pooling(f, step_views[t]), step_previous_action[t], f], dim=-1)
-            hs, cs = [], []
-            for layer, cell in enumerate(self.core):
-                x, c_layer = cell(x, (h[:, layer], c[:, layer]))
-                hs.append(x)
-                cs.append(c_layer)
-            h, c = torch.stack(hs, dim=1), torch.stack(cs, dim=1)
+            x, h, c = self.core(x, h, c)
             text_context = self.text_attention(x, step_texts[t], step_text_masks[t])
             visual_context = self.visual_attention(text_context, step_views[t])
             f = torch.tanh(self.state_projection(self.dropout(torch.cat([x, text_context, visual_context], dim=-1))))

@@ -1,12 +1,12 @@
 """A Touchdown / map2seq follower in PyTorch (Chen et al. 2019's RConcat with text attention, as in VALAN).
 
-Per step ``t`` (for each of ``B`` episodes)::
+Per step ``t`` (for each of ``B`` episodes; the blocks are those of ``valan.agents.layers``)::
 
-    text      = BiLSTM(embed(instruction))                           (L, H)  encoded once per episode
+    text      = InstructionEncoder(instruction)                      (L, H)  encoded once per episode
     views     = roll(features[panorama], heading, pano_yaw)          (V, D)  agent's heading at view V // 2
     visual    = tanh(W_v flatten(tanh(W_p views) + position))        (H)     egocentric layout kept by position
-    context   = attend(h_{t-1}, text)                                (H)     text attention
-    h_t       = LSTM([visual; context; action_{t-1}; time_t; links_t])
+    context   = attend(h_{t-1}, text)                                (H)     text attention (top layer's h)
+    h_t       = StackedLSTMCell([visual; context; action_{t-1}; time_t; links_t])
     f_t       = tanh(W [h_t; context; visual])
     logits    = W_a f_t                     (A = 4 discrete actions, or 18 panoramic bins + STOP)
     value     = MLP(f_t)
@@ -18,9 +18,9 @@ checkpoints do not carry it) and rolled with ``valan.envs.streetview.views`` (th
 or taken from ``obs["features"]`` when the observation has them (already rolled).
 
 The recurrent state is ``(h, c, text, text_mask)``: LSTM states ``(B, layers, H)`` and the encoded instruction
-``(B, L, H)`` with its mask. The instruction is encoded at episode starts and kept in the state, so acting
-(``T = 1``) encodes it once per episode; with gradients enabled (learning) step 0 is encoded too, so the encoder
-learns from every step.
+``(B, L, H)`` with its mask. The instruction is encoded at episode starts and kept in the state
+(``instruction_bank``), so acting (``T = 1``) encodes it once per episode; with gradients enabled (learning)
+step 0 is encoded too, so the encoder learns from every step.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from valan.agents.base import AgentOutput
-from valan.agents.r2r_follower import Attention, InstructionEncoder, VisualEncoder
+from valan.agents.layers import Attention, InstructionEncoder, StackedLSTMCell, VisualEncoder, instruction_bank
 from valan.envs.streetview.views import rolled_features
 
 MAX_LINKS = 5  # out-degrees above this share one embedding (the full graph's maximum is 5)
@@ -77,8 +77,7 @@ class TouchdownFollower(nn.Module):
         self.links_embedding = nn.Embedding(MAX_LINKS + 1, action_embed_dim)
         self.text_attention = Attention(hidden_dim, hidden_dim)
         core_input = 2 * hidden_dim + 2 * action_embed_dim + time_embed_dim
-        self.core = nn.ModuleList(
-            nn.LSTMCell(core_input if i == 0 else hidden_dim, hidden_dim) for i in range(core_layers))
+        self.core = StackedLSTMCell(core_input, hidden_dim, core_layers)
         self.dropout = nn.Dropout(dropout)
         self.state_projection = nn.Linear(3 * hidden_dim, hidden_dim)
         self.policy_head = nn.Linear(hidden_dim, num_actions)
@@ -105,22 +104,6 @@ class TouchdownFollower(nn.Module):
         unrolled = self.feature_table[obs["panorama"].long()]
         return rolled_features(unrolled, obs["heading"].float(), obs["pano_yaw"].float(), self.headings)
 
-    def _texts(self, obs: dict[str, torch.Tensor], first: torch.Tensor, text: torch.Tensor,
-               text_mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The encoded instruction in force at each step (re-encoded where an episode starts, and at step 0
-        when learning)."""
-        texts, masks = [], []
-        for t in range(first.shape[0]):
-            starts = first[t] | (t == 0 and torch.is_grad_enabled())
-            if starts.any():
-                encoded, mask = self.instruction_encoder(obs["instruction"][t][starts],
-                                                         obs["instruction_length"][t][starts])
-                text, text_mask = text.clone(), text_mask.clone()
-                text[starts], text_mask[starts] = encoded.to(text.dtype), mask
-            texts.append(text)
-            masks.append(text_mask)
-        return texts, masks
-
     def forward(self, obs: dict[str, torch.Tensor], state: State, first: torch.Tensor) -> tuple[AgentOutput, State]:
         first = first.bool()
         h, c, text, text_mask = state
@@ -129,7 +112,8 @@ class TouchdownFollower(nn.Module):
         previous = self.action_embedding(obs["previous_action"].long().clamp(0, self.num_actions))
         time = self.time_embedding(obs["time_step"].long().clamp(0, self.max_steps))
         links = self.links_embedding(obs["num_links"].long().clamp(0, MAX_LINKS))
-        texts, text_masks = self._texts(obs, first, text, text_mask)
+        texts, text_masks = instruction_bank(self.instruction_encoder, obs["instruction"], obs["instruction_length"],
+                                             first, text, text_mask)
 
         features = []
         for t in range(first.shape[0]):
@@ -137,12 +121,7 @@ class TouchdownFollower(nn.Module):
             h, c = h * keep, c * keep
             context = self.text_attention(h[:, -1], texts[t], text_masks[t])
             x = torch.cat([visual[t], context, previous[t], time[t], links[t]], dim=-1)
-            hs, cs = [], []
-            for layer, cell in enumerate(self.core):
-                x, c_layer = cell(x, (h[:, layer], c[:, layer]))
-                hs.append(x)
-                cs.append(c_layer)
-            h, c = torch.stack(hs, dim=1), torch.stack(cs, dim=1)
+            x, h, c = self.core(x, h, c)
             features.append(torch.cat([x, context, visual[t]], dim=-1))
         f = torch.tanh(self.state_projection(self.dropout(torch.stack(features))))  # (T, B, H)
         return AgentOutput(logits=self.policy_head(f), values=self.value_head(f).squeeze(-1)), (h, c, texts[-1],

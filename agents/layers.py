@@ -1,0 +1,155 @@
+"""Building blocks shared by the valan models (the two followers, the alignment model, the discriminators).
+
+Shape letters: ``T`` time steps of an unroll, ``B`` episodes (or pairs), ``L`` instruction tokens (padded), ``N``
+keys or views, ``D`` visual feature size, ``H`` model width. Time-major tensors are ``(T, B, ...)``; recurrent
+state is batch-first, ``(B, ...)``. Lengths count tokens. Nothing here carries a physical unit.
+
+- :func:`lengths_mask`: lengths ``(B,)`` -> bool ``(B, size)``, true at positions ``< length``.
+- :class:`InstructionEncoder`: word embedding (with dropout) and a bidirectional LSTM, ``H // 2`` per direction:
+  token ids ``(B, L)`` and lengths ``(B,)`` -> encodings ``(B, L, H)`` (zeros at padding) and mask ``(B, L)``.
+- :func:`instruction_bank`: the encoded instruction in force at every step of an unroll, ``(T, B, L, H)`` and
+  its mask ``(T, B, L)``: instructions are encoded once per episode (where ``first`` is set), kept in the
+  recurrent state between unrolls, and reused at the other steps.
+- :class:`VisualEncoder`: view features ``(..., D)`` -> ``tanh(W x + b)``, ``(..., H)``.
+- :class:`Attention`: scaled dot-product attention of a query ``(B, Q)`` over keys ``(B, N, H)`` (optionally
+  masked ``(B, N)``): ``softmax_n((W q) . k_n / sqrt(H))`` weighting the keys, ``(B, H)``.
+- :class:`StackedLSTMCell`: one time step of ``layers`` stacked LSTM cells: input ``(B, I)`` and states
+  ``h, c`` ``(B, layers, H)`` -> the top layer's output ``(B, H)`` and the new ``h, c``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from valan.agents.base import mask_logits
+from valan.text import PAD_ID
+
+_LSTM_TENSORS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+
+
+def lengths_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
+    """``(B, size)`` bool, True at positions ``< lengths``."""
+    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class InstructionEncoder(nn.Module):
+    """Word embedding, dropout and a bidirectional LSTM: token ids ``(B, L)`` -> encodings ``(B, L, H)``, mask ``(B, L)``.
+
+    The two directions are separate LSTMs over padded batches; the backward one reads each instruction reversed
+    within its own length, so padding never enters a valid position. This computes what a packed bidirectional
+    ``nn.LSTM`` computes, but its backward pass on CPU costs several times less. Padding positions encode to
+    zeros; a length of 0 counts as 1.
+
+    State dicts of a packed bidirectional ``nn.LSTM`` named ``lstm`` (the discriminator's encoder before it
+    shared this class: ``lstm.weight_ih_l0`` and ``lstm.weight_ih_l0_reverse`` ...) load into ``forward_lstm``
+    and ``backward_lstm``, so ``valan score``/``filter`` read those checkpoints.
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, dropout: float = 0.0):
+        super().__init__()
+        if hidden_dim % 2:
+            raise ValueError(f"hidden_dim must be even (two LSTM directions), got {hidden_dim}")
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(dropout)
+        self.forward_lstm = nn.LSTM(embed_dim, hidden_dim // 2, batch_first=True)
+        self.backward_lstm = nn.LSTM(embed_dim, hidden_dim // 2, batch_first=True)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        full_length = tokens.shape[1]
+        lengths = lengths.clamp(min=1, max=full_length)
+        longest = int(lengths.max())
+        valid = lengths_mask(lengths, longest)
+        position = torch.arange(longest, device=tokens.device)
+        reverse = torch.where(valid, lengths[:, None] - 1 - position, position)  # (B, longest), its own inverse
+        embedded = self.dropout(self.embedding(tokens[:, :longest]))
+        forward, _ = self.forward_lstm(embedded)
+        backward, _ = self.backward_lstm(embedded.gather(1, reverse.unsqueeze(-1).expand_as(embedded)))
+        backward = backward.gather(1, reverse.unsqueeze(-1).expand_as(backward))
+        encoded = torch.cat([forward, backward], dim=-1) * valid.unsqueeze(-1)
+        return F.pad(encoded, (0, 0, 0, full_length - longest)), lengths_mask(lengths, full_length)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        for name in _LSTM_TENSORS:
+            for old, new in ((f"lstm.{name}", f"forward_lstm.{name}"), (f"lstm.{name}_reverse", f"backward_lstm.{name}")):
+                if prefix + old in state_dict:
+                    state_dict[prefix + new] = state_dict.pop(prefix + old)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+def instruction_bank(encoder: InstructionEncoder, tokens: torch.Tensor, lengths: torch.Tensor, first: torch.Tensor,
+                     text: torch.Tensor, text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encodings ``(T, B, L, H)`` and masks ``(T, B, L)`` of the instruction in force at each step of an unroll.
+
+    ``tokens`` ``(T, B, L)`` and ``lengths`` ``(T, B)`` are the observed instructions, ``first`` ``(T, B)`` marks
+    episode starts, ``text`` ``(B, L, H)`` and ``text_mask`` ``(B, L)`` are the encodings carried in the recurrent
+    state from before the unroll. An instruction is encoded once per episode segment: at the steps where an
+    episode starts, and at step 0 when gradients are enabled (learning), so the encoder is trained through every
+    step; the other steps reuse their segment's encoding, or the carried one before their first start.
+    """
+    T, B = first.shape
+    starts = first.clone()
+    if torch.is_grad_enabled():
+        starts[0] = True
+    bank, bank_mask = text, text_mask
+    if starts.any():
+        encoded, mask = encoder(tokens[starts], lengths[starts])
+        bank, bank_mask = torch.cat([text, encoded.to(text.dtype)]), torch.cat([text_mask, mask])
+    # Bank row of each step: B + (rank of its segment's start in row-major order), or b for the carried one.
+    segment = torch.where(starts, B + torch.cumsum(starts.flatten(), 0).view(T, B) - 1, -1)
+    row = torch.cummax(segment, dim=0).values
+    row = torch.where(row < 0, torch.arange(B, device=row.device), row)
+    return bank[row], bank_mask[row]
+
+
+class VisualEncoder(nn.Module):
+    """Projects view features ``(..., D)`` to the model size: ``tanh(W x + b)``, ``(..., H)``."""
+
+    def __init__(self, feature_dim: int, hidden_dim: int):
+        super().__init__()
+        self.projection = nn.Linear(feature_dim, hidden_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.projection(features))
+
+
+class Attention(nn.Module):
+    """Scaled dot-product attention of one query ``(B, Q)`` over keys ``(B, N, H)``; returns ``(B, H)``.
+
+    Keys where ``mask`` ``(B, N)`` is false get weight 0.
+    """
+
+    def __init__(self, query_dim: int, key_dim: int):
+        super().__init__()
+        self.query = nn.Linear(query_dim, key_dim, bias=False)
+        self.scale = 1.0 / math.sqrt(key_dim)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        scores = torch.einsum("bh,bnh->bn", self.query(query), keys) * self.scale
+        if mask is not None:
+            scores = mask_logits(scores, mask)
+        return torch.einsum("bn,bnh->bh", torch.softmax(scores, dim=-1), keys)
+
+
+class StackedLSTMCell(nn.ModuleList):
+    """``layers`` LSTM cells, each feeding the next, advanced one time step.
+
+    ``forward(x (B, I), h (B, layers, H), c (B, layers, H)) -> (top output (B, H), h, c)``. A ``ModuleList`` of
+    ``nn.LSTMCell``, so parameters are named ``<layer>.weight_ih`` and so on.
+    """
+
+    def __init__(self, input_dim: int, hidden_dim: int, layers: int):
+        super().__init__(nn.LSTMCell(input_dim if i == 0 else hidden_dim, hidden_dim) for i in range(layers))
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor,
+                c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        hs, cs = [], []
+        for layer, cell in enumerate(self):
+            x, c_layer = cell(x, (h[:, layer], c[:, layer]))
+            hs.append(x)
+            cs.append(c_layer)
+        return x, torch.stack(hs, dim=1), torch.stack(cs, dim=1)

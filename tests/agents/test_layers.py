@@ -1,0 +1,88 @@
+"""The shared building blocks: the instruction encoder against a packed BiLSTM, the instruction bank, the core."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from valan.agents.discriminator import StepwiseDiscriminator
+from valan.agents.layers import InstructionEncoder, StackedLSTMCell, instruction_bank, lengths_mask
+
+
+class PackedBiLSTMEncoder(nn.Module):
+    """The reference: embedding and a packed bidirectional ``nn.LSTM`` named ``lstm`` (the discriminator's
+    encoder's layout before it shared ``InstructionEncoder``)."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.lstm = nn.LSTM(embed_dim, hidden_dim // 2, batch_first=True, bidirectional=True)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=tokens.shape[1])[0]
+
+
+def _tokens(lengths: list[int], size: int, vocab_size: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(3, vocab_size, (len(lengths), size), generator=generator)
+    return tokens * lengths_mask(torch.tensor(lengths), size)
+
+
+def test_the_instruction_encoder_is_a_packed_bidirectional_lstm_and_loads_its_weights():
+    torch.manual_seed(0)
+    reference, encoder = PackedBiLSTMEncoder(30, 8, 12), InstructionEncoder(30, 8, 12)
+    encoder.load_state_dict(reference.state_dict())
+    torch.testing.assert_close(encoder.backward_lstm.weight_hh_l0, reference.lstm.weight_hh_l0_reverse, rtol=0, atol=0)
+    lengths = torch.tensor([5, 1, 9, 3])
+    tokens = _tokens(lengths.tolist(), 9, 30, seed=1)
+    encoded, mask = encoder(tokens, lengths)
+    torch.testing.assert_close(encoded, reference(tokens, lengths), atol=1e-6, rtol=1e-5)
+    assert torch.equal(mask, lengths_mask(lengths, 9))
+    assert torch.all(encoded[~mask] == 0)
+
+
+def test_a_discriminator_checkpoint_with_a_packed_lstm_still_loads():
+    torch.manual_seed(0)
+    model = StepwiseDiscriminator(30, 6, embed_dim=8, hidden_dim=12)
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("instruction_encoder.")}
+    old.update({f"instruction_encoder.{k}": v for k, v in PackedBiLSTMEncoder(30, 8, 12).state_dict().items()})
+    model.load_state_dict(old)  # strict: every old name has its place
+    assert torch.equal(model.instruction_encoder.forward_lstm.weight_ih_l0, old["instruction_encoder.lstm.weight_ih_l0"])
+
+
+def test_the_instruction_bank_encodes_once_per_episode_and_reuses_the_carried_encoding():
+    torch.manual_seed(0)
+    encoder = InstructionEncoder(30, 8, 12)
+    T, B, L = 5, 3, 7
+    lengths = torch.randint(1, L + 1, (T, B))
+    tokens = torch.stack([_tokens(row.tolist(), L, 30, seed=t) for t, row in enumerate(lengths)])
+    first = torch.zeros(T, B, dtype=torch.bool)
+    first[2, 0] = first[3, 1] = first[3, 2] = True
+    carried, carried_mask = torch.randn(B, L, 12), torch.rand(B, L) > 0.5
+    with torch.no_grad():
+        texts, masks = instruction_bank(encoder, tokens, lengths, first, carried, carried_mask)
+        # Expected: the carried encoding until an episode starts, then that start's instruction.
+        text, mask = carried.clone(), carried_mask.clone()
+        for t in range(T):
+            for b in range(B):
+                if first[t, b]:
+                    text[b], mask[b] = (x[0] for x in encoder(tokens[t, b:b + 1], lengths[t, b:b + 1]))
+                torch.testing.assert_close(texts[t, b], text[b], atol=1e-6, rtol=1e-5)
+                assert torch.equal(masks[t, b], mask[b])
+    # Learning: step 0 is encoded from the observation, not taken from the carried state.
+    texts, _ = instruction_bank(encoder, tokens, lengths, first, carried, carried_mask)
+    torch.testing.assert_close(texts[1, 0], encoder(tokens[0, :1], lengths[0, :1])[0][0], atol=1e-6, rtol=1e-5)
+
+
+def test_the_stacked_lstm_cell_feeds_each_layer_into_the_next_under_the_old_parameter_names():
+    torch.manual_seed(0)
+    core = StackedLSTMCell(5, 4, layers=2)
+    assert {"0.weight_ih", "1.weight_hh"} <= set(core.state_dict())
+    x, h, c = torch.randn(3, 5), torch.randn(3, 2, 4), torch.randn(3, 2, 4)
+    top, h_new, c_new = core(x, h, c)
+    h0, c0 = core[0](x, (h[:, 0], c[:, 0]))
+    h1, c1 = core[1](h0, (h[:, 1], c[:, 1]))
+    assert torch.equal(top, h1) and torch.equal(h_new, torch.stack([h0, h1], 1))
+    assert torch.equal(c_new, torch.stack([c0, c1], 1))
