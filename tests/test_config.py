@@ -183,3 +183,13 @@ def test_a_problem_name_alone_gives_the_shipped_sample_config(problem, tmp_path)
     assert load_train_config(config_path(name)) == load_train_config(empty, [f"problem={problem}"])
     # the Street View defaults differ from R2R's where the task needs it (Touchdown unrolls 20 steps)
     assert load_train_config(empty, [f"problem={problem}"]).learning.unroll_length == (12 if problem == "r2r" else 20)
+
+
+def test_street_view_configs_saved_with_the_old_r2r_fields_still_load(tmp_path):
+    from valan.problems.streetview.config import TouchdownConfig
+
+    old = to_dict(TouchdownConfig())
+    old["data"]["connectivity"], old["env"]["max_candidates"], old["agent"]["geometry_dim"] = "connectivity", 16, 32
+    assert config_from_dict(old) == TouchdownConfig()  # what a valan 0.1 checkpoint's "config" holds
+    with pytest.raises(InputError, match="unknown config key 'env.max_candidates'"):
+        apply_overrides(TouchdownConfig(), ["env.max_candidates=8"])  # not a Street View setting

@@ -7,7 +7,9 @@ dataclass sections. Missing keys take the dataclass defaults (so a YAML file hol
 them), unknown keys are an ``InputError`` naming the file and the key (with the closest known key), and values
 are checked against the field types (``int``, ``float``, ``bool``, ``str``, ``Literal``, optional,
 ``list[...]``, ``dict[str, ...]``, nested dataclasses). A schema may list moved keys in a ``RENAMED`` class
-attribute (old dotted key -> new dotted key): using an old key is then a one-line error naming the new one.
+attribute (old dotted key -> new dotted key): using an old key is then a one-line error naming the new one. Keys
+that older versions wrote but that never had an effect for a schema are listed in its ``RETIRED`` set and dropped
+when read, so old run folders and checkpoints still load.
 
 :func:`load_config` takes the schema, or a function choosing it from the file's contents (navigation configs
 choose by their ``problem`` name: see :func:`valan.problems.load_train_config`).
@@ -143,13 +145,28 @@ def _renamed_keys_in(cls: type, data: Mapping, where: str = "") -> InputError | 
     return None
 
 
+def _without_retired(cls: type, data: Mapping) -> Mapping:
+    """``data`` less the dotted keys in ``cls.RETIRED``: keys older versions wrote into saved configs and
+    checkpoints although they had no effect for this schema (so old run folders still load)."""
+    retired: frozenset[str] = getattr(cls, "RETIRED", frozenset())
+    if not retired:
+        return data
+
+    def strip(node: Mapping, prefix: str) -> dict:
+        return {key: strip(value, f"{prefix}{key}.") if isinstance(value, Mapping) else value
+                for key, value in node.items() if f"{prefix}{key}" not in retired}
+
+    return strip(data, "")
+
+
 def from_dict(cls: type[T], data: Mapping, source: str | None = None) -> T:
     """Build the dataclass ``cls`` from a nested mapping, with defaults for missing keys.
 
     Raises ``InputError`` naming ``source`` and the key for unknown keys, wrong types and invalid values, and for
-    keys listed in ``cls.RENAMED`` (naming the new key).
+    keys listed in ``cls.RENAMED`` (naming the new key). Keys in ``cls.RETIRED`` are dropped.
     """
     try:
+        data = _without_retired(cls, data)
         renamed = _renamed_keys_in(cls, data)
         if renamed is not None:
             raise renamed

@@ -17,7 +17,7 @@ synthetic features; the two problems differ only in their data files, instructio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from valan.envs.streetview.dataset import SAMPLE_MAP2SEQ, SAMPLE_TOUCHDOWN
 from valan.envs.streetview.graph import SAMPLE_GRAPH
@@ -59,6 +59,9 @@ class StreetViewAgentConfig(AgentConfig):
 
 @dataclass
 class TouchdownConfig(TrainConfig):
+    # R2R fields that valan 0.1 saved with every Street View config although Street View never read them.
+    RETIRED: ClassVar[frozenset[str]] = frozenset({"data.connectivity", "env.max_candidates", "agent.geometry_dim"})
+
     problem: str = "touchdown"
     data: StreetViewDataConfig = field(default_factory=StreetViewDataConfig)
     env: StreetViewEnvConfig = field(default_factory=StreetViewEnvConfig)
