@@ -1,6 +1,7 @@
 """LingUNet (Misra et al., EMNLP 2018) for Touchdown spatial description resolution (Chen et al., CVPR 2019).
 
-Text -> embedding -> bidirectional LSTM -> mean over the tokens -> a vector split into ``levels`` equal slices.
+Text -> ``valan.agents.layers.InstructionEncoder`` (embedding, bidirectional LSTM of ``hidden_size`` per
+direction) -> mean over the tokens -> a vector split into ``levels`` equal slices.
 Image feature map ``F_0`` -> ``levels`` convolutions ``F_k = ReLU(Conv_k(F_{k-1}))``. Slice ``k`` is mapped by
 a linear layer to a per-example ``channels x channels`` 1x1 convolution kernel ``K_k`` that filters ``F_k``:
 ``G_k = K_k * F_k`` (the language-conditioned filtering). The up path runs deconvolutions from the bottom,
@@ -21,24 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class TextEncoder(nn.Module):
-    """Token ids ``(B, L)`` + lengths ``(B,)`` -> the mean over valid tokens of BiLSTM outputs ``(B, 2*hidden)``."""
-
-    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, dropout: float = 0.0):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=0)
-        self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(embedding_size, hidden_size, batch_first=True, bidirectional=True)
-        self.output_size = 2 * hidden_size
-
-    def forward(self, text: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-        embedded = self.dropout(self.embedding(text))
-        length_cpu = length.clamp(min=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(embedded, length_cpu, batch_first=True, enforce_sorted=False)
-        outputs, _ = self.lstm(packed)
-        outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True)  # pads are zeros
-        return outputs.sum(dim=1) / length_cpu.to(outputs.device, outputs.dtype).unsqueeze(1)
+from valan.agents.layers import InstructionEncoder
 
 
 class LingUNet(nn.Module):
@@ -56,8 +40,8 @@ class LingUNet(nn.Module):
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.levels, self.channels = levels, channels
-        self.text_encoder = TextEncoder(vocab_size, embedding_size, hidden_size, dropout)
-        self.slice_size = self.text_encoder.output_size // levels
+        self.text_encoder = InstructionEncoder(vocab_size, embedding_size, 2 * hidden_size, dropout)
+        self.slice_size = 2 * hidden_size // levels
         pad = kernel_size // 2
         self.convs = nn.ModuleList(
             nn.Conv2d(in_channels if k == 0 else channels, channels, kernel_size, stride=stride, padding=pad)
@@ -74,7 +58,8 @@ class LingUNet(nn.Module):
     def scores(self, features: torch.Tensor, text: torch.Tensor, text_length: torch.Tensor) -> torch.Tensor:
         """Unnormalised scores ``(B, H, W)``."""
         batch = features.shape[0]
-        text_vector = self.text_encoder(text, text_length)
+        states, mask = self.text_encoder(text, text_length)
+        text_vector = states.sum(dim=1) / mask.sum(dim=1, keepdim=True)  # mean over the tokens (pads are zeros)
         down = [features]  # F_0 .. F_levels
         for conv in self.convs:
             down.append(F.relu(conv(down[-1])))

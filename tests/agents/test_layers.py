@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from valan.agents.discriminator import StepwiseDiscriminator
 from valan.agents.layers import InstructionEncoder, StackedLSTMCell, instruction_bank, lengths_mask
+from valan.agents.lingunet import LingUNet
 
 
 class PackedBiLSTMEncoder(nn.Module):
@@ -43,13 +45,17 @@ def test_the_instruction_encoder_is_a_packed_bidirectional_lstm_and_loads_its_we
     assert torch.all(encoded[~mask] == 0)
 
 
-def test_a_discriminator_checkpoint_with_a_packed_lstm_still_loads():
+@pytest.mark.parametrize("make", [lambda: StepwiseDiscriminator(30, 6, embed_dim=8, hidden_dim=12),
+                                  lambda: LingUNet(30, 3, embedding_size=8, hidden_size=6)])
+def test_checkpoints_with_a_packed_lstm_encoder_still_load(make):
+    """Discriminator and LingUNet checkpoints written before their encoders shared ``InstructionEncoder``."""
     torch.manual_seed(0)
-    model = StepwiseDiscriminator(30, 6, embed_dim=8, hidden_dim=12)
-    old = {k: v for k, v in model.state_dict().items() if not k.startswith("instruction_encoder.")}
-    old.update({f"instruction_encoder.{k}": v for k, v in PackedBiLSTMEncoder(30, 8, 12).state_dict().items()})
+    model = make()
+    encoder = "instruction_encoder" if hasattr(model, "instruction_encoder") else "text_encoder"
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith(f"{encoder}.")}
+    old.update({f"{encoder}.{k}": v for k, v in PackedBiLSTMEncoder(30, 8, 12).state_dict().items()})
     model.load_state_dict(old)  # strict: every old name has its place
-    assert torch.equal(model.instruction_encoder.forward_lstm.weight_ih_l0, old["instruction_encoder.lstm.weight_ih_l0"])
+    assert torch.equal(getattr(model, encoder).forward_lstm.weight_ih_l0, old[f"{encoder}.lstm.weight_ih_l0"])
 
 
 def test_the_instruction_bank_encodes_once_per_episode_and_reuses_the_carried_encoding():
