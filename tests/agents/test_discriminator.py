@@ -15,7 +15,7 @@ from valan.problems.discriminator.pairs import PairEncoder, collate, path_geomet
 from valan.envs.r2r.graph import Connectivity
 from valan.features.stores import SyntheticFeatures
 from valan.problems.discriminator.metrics import roc_auc
-from valan.problems.discriminator.negatives import Pair, random_walk
+from valan.problems.discriminator.negatives import Pair, non_backtracking_walk
 from valan.text import Vocabulary
 
 from helpers.graphs import square_graph
@@ -100,7 +100,7 @@ def turns_task(connectivity, n, seed):
     while len(walks) < n:
         graph = connectivity.graph(scans[rng.integers(len(scans))])
         start = graph.viewpoints[rng.integers(len(graph))]
-        walk = random_walk(graph, start, int(rng.integers(3, 6)), rng)
+        walk = non_backtracking_walk(graph, start, int(rng.integers(3, 6)), rng)
         heading = float(rng.uniform(-math.pi, math.pi))
         turns = path_geometry(graph, walk, heading)[1:, :2]
         words = [turn_word(math.atan2(s, c)) for s, c in turns]

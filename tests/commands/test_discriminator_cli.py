@@ -26,7 +26,7 @@ def checkpoint(tmp_path_factory):
     assert [x["step"] for x in evals] == [3, 6]
     assert {"auc/all", "auc/path_substitution", "auc/random_walk", "auc/partial_reorder", "auc/reversal",
             "auc/instruction_swap"} <= set(evals[-1])
-    assert (out / "config.yaml").is_file() and any((out / "tb").iterdir())
+    assert (out / "config.yaml").is_file() and any((out / "tensorboard").iterdir())
     return out / "checkpoints" / "ckpt-000000006.pt"
 
 
@@ -129,10 +129,10 @@ def test_bad_pairs_record_and_options(checkpoint, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["discriminator.yaml", "discriminator_r2r.yaml", "alignment.yaml"])
 def test_shipped_configs_load(name):
-    from valan.problems.alignment.training import AlignmentConfig
+    from valan.problems.alignment.config import AlignmentConfig
     from valan.config import load_config
     from valan.configs import config_path
-    from valan.problems.discriminator.training import DiscriminatorConfig
+    from valan.problems.discriminator.config import DiscriminatorConfig
 
     schema = AlignmentConfig if name.startswith("alignment") else DiscriminatorConfig
     config = load_config(config_path(name), schema=schema)

@@ -2,7 +2,7 @@
 
 acc@40/80/120: fraction of examples whose predicted cell lies less than 40/80/120 pixels from the bear's cell;
 mean_distance: pixels. Pixels are those of the 3712 x 800 panorama the Touchdown and VALAN SDR code use
-(see ``valan.problems.sdr.task``).
+(see ``valan.problems.sdr.metrics``).
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ def run(args: argparse.Namespace) -> int:
 
     from valan.errors import InputError
     from valan.io import write_json
-    from valan.problems.sdr.task import (METRIC_NAMES, SDRDataset, SYNTHETIC_NOTE, evaluate_model, load_sdr, load_sdr_model,
-                           open_feature_maps)
+    from valan.features.stores import SYNTHETIC_NOTE
+    from valan.problems.sdr.data import SDRDataset, load_sdr
+    from valan.problems.sdr.metrics import METRIC_NAMES
+    from valan.problems.sdr.training import evaluate_model, load_sdr_model, open_feature_maps, resolve_device
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    import torch
-
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = resolve_device(args.device)
     config, vocab, model, state = load_sdr_model(args.checkpoint, device)
     panoramas = args.panoramas.split(",") if args.panoramas else config.data.panoramas
     examples, skipped = load_sdr(args.data, panoramas)

@@ -41,7 +41,8 @@ def kept_indices(scores, keep_top: float | None = None, threshold: float | None 
 
 def run(args: argparse.Namespace) -> int:
     from valan.problems.discriminator.pairs import read_r2r_pairs
-    from valan.problems.discriminator.training import SYNTHETIC_NOTE, open_for_scoring, score_pairs
+    from valan.features.stores import SYNTHETIC_NOTE
+    from valan.problems.discriminator.training import open_for_scoring, score_pairs
     from valan.errors import InputError
     from valan.io import write_json
 

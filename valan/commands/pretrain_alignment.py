@@ -1,9 +1,9 @@
 """``valan pretrain-alignment``: pretrain the follower's instruction and visual encoders on CMA and NVS.
 
-Writes the run folder like ``valan train-discriminator`` (``config.yaml``, ``metrics.jsonl``, ``tb/``,
-``checkpoints/``). Warm-start a follower from a checkpoint with ``valan train --init-from CKPT``: its
-``instruction_encoder`` and ``visual_encoder`` tensors are copied (the R2R config's ``agent.embed_dim``,
-``agent.hidden_dim``, vocabulary and feature size must match the pretraining run's).
+Writes the run folder like ``valan train-discriminator`` (the supervised loop's: ``config.yaml``, ``vocab.txt``,
+``metrics.jsonl``, ``tensorboard/``, ``checkpoints/``). Warm-start a follower from a checkpoint with
+``valan train --init-from CKPT``: its ``instruction_encoder`` and ``visual_encoder`` tensors are copied (the R2R
+config's ``agent.embed_dim``, ``agent.hidden_dim``, vocabulary and feature size must match the pretraining run's).
 """
 
 from __future__ import annotations
@@ -25,21 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from valan.problems.alignment.training import AlignmentConfig, pretrain
     from valan.config import load_config
     from valan.configs import config_path
-    from valan.problems.discriminator.training import SYNTHETIC_NOTE
+    from valan.features.stores import SYNTHETIC_NOTE
+    from valan.problems.alignment.config import AlignmentConfig
+    from valan.problems.alignment.training import pretrain
 
     overrides = list(args.overrides)
     if args.tasks is not None:
         overrides.append(f"learning.tasks=[{args.tasks}]")
     config = load_config(args.config or config_path("alignment.yaml"), overrides, schema=AlignmentConfig)
     out = Path(args.out or config.run.logdir)
-    metrics = pretrain(config, out, resume=args.resume)
-    for split in config.data.eval:
-        values = {k[len(split) + 1:]: v for k, v in metrics.items() if k.startswith(f"{split}/")}
-        print(f"{split}: " + "  ".join(f"{name} {value:.3f}" for name, value in values.items()))
-    print(f"run folder: {out}; warm-start a follower with: valan train --init-from {out}/checkpoints/<ckpt>.pt")
+    result = pretrain(config, out, resume=args.resume)
+    for split, scalars in result.metrics.items():
+        print(f"{split}: " + "  ".join(f"{name} {value:.3f}" for name, value in scalars.items()))
+    print(f"run folder: {out}; warm-start a follower with: valan train --init-from {result.checkpoint}")
     if config.data.features == "synthetic":
         print(SYNTHETIC_NOTE)
     return 0

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from valan.problems.discriminator.pairs import read_explicit_pairs, read_r2r_pairs
-    from valan.problems.discriminator.training import SYNTHETIC_NOTE, open_for_scoring, score_pairs
+    from valan.features.stores import SYNTHETIC_NOTE
+    from valan.problems.discriminator.training import open_for_scoring, score_pairs
     from valan.io import atomic_write
 
     loaded, connectivity, encoder = open_for_scoring(args.checkpoint, args.connectivity, args.features)

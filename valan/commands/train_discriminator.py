@@ -2,8 +2,9 @@
 
 Writes to the run folder: ``config.yaml`` (the effective config), ``metrics.jsonl`` (one JSON object per line:
 ``step``, ``split`` (``train`` or a validation split), ``elapsed_s`` and the scalars - ROC-AUC overall
-``auc/all`` and per negative type ``auc/<type>``), TensorBoard scalars under ``tb/``, and
-``checkpoints/ckpt-<step>.pt`` (atomic, the last ``run.keep_last`` kept).
+``auc/all`` and per negative type ``auc/<type>``), TensorBoard scalars under ``tensorboard/``,
+``vocab.txt`` and ``checkpoints/ckpt-<step>.pt`` (atomic, the last ``run.keep_last`` kept): the supervised loop's
+run folder (:mod:`valan.learning.supervised`).
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from valan.config import load_config
     from valan.configs import config_path
-    from valan.problems.discriminator.training import SYNTHETIC_NOTE, DiscriminatorConfig, train
+    from valan.features.stores import SYNTHETIC_NOTE
+    from valan.problems.discriminator.config import DiscriminatorConfig
+    from valan.problems.discriminator.training import train
 
     config = load_config(args.config or config_path("discriminator.yaml"), args.overrides, schema=DiscriminatorConfig)
     out = Path(args.out or config.run.logdir)
-    metrics = train(config, out, resume=args.resume)
-    for split in config.data.eval:
-        values = {k.split("/", 2)[2]: v for k, v in metrics.items() if k.startswith(f"{split}/auc/")}
-        print(f"{split} ROC-AUC: " + "  ".join(f"{kind} {value:.3f}" for kind, value in values.items()))
-    print(f"run folder: {out}")
+    result = train(config, out, resume=args.resume)
+    for split, scalars in result.metrics.items():
+        print(f"{split} ROC-AUC: " + "  ".join(f"{name.split('/', 1)[1]} {value:.3f}" for name, value in scalars.items()
+                                              if name.startswith("auc/")))
+    print(f"run folder: {out} (latest checkpoint {result.checkpoint})")
     if config.data.features == "synthetic":
         print(SYNTHETIC_NOTE)
     return 0

@@ -68,6 +68,11 @@ class FeatureStore(ABC):
         return out
 
 
+# What a command prints after a run or evaluation on synthetic features (SyntheticFeatures or SDR's feature maps).
+SYNTHETIC_NOTE = ("note: synthetic features carry no visual information, so these results come from language (and "
+                  "geometry) alone; the vectors at most identify viewpoints")
+
+
 class SyntheticFeatures(FeatureStore):
     """Deterministic stand-in features: unit-variance Gaussian vectors seeded by a hash of ``(group, node)``.
 

@@ -11,7 +11,7 @@ import pytest
 from valan.envs.r2r.dataset import load_r2r
 from valan.envs.r2r.graph import Connectivity
 from valan.problems.discriminator.metrics import roc_auc, roc_auc_by_kind
-from valan.problems.discriminator.negatives import GRAPH_VALID_TYPES, NEGATIVE_TYPES, NegativeConfig, NegativeSampler, path_length
+from valan.problems.discriminator.negatives import GRAPH_VALID_TYPES, NEGATIVE_TYPES, NegativeConfig, NegativeSampler, euclidean_path_length
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_path_substitution_takes_a_nearby_similar_path_of_the_file(sample):
         assert (p.scan, p.path) in file_paths and p.path_id != true.path_id
         assert graph.distance(p.path[-1], true.goal) > cfg.min_goal_distance
         near += graph.distance(p.path[0], true.start) <= cfg.start_radius
-        length, true_length = path_length(graph, p.path), path_length(graph, true.path)
+        length, true_length = euclidean_path_length(graph, p.path), euclidean_path_length(graph, true.path)
         similar += abs(length - true_length) <= cfg.length_tolerance * true_length
     assert similar >= 0.9 * len(subs) and near >= 0.5 * len(subs)
 

@@ -14,25 +14,10 @@ from valan.agents.lingunet import LingUNet
 from valan.checkpoint import save_checkpoint
 from valan.cli import main
 from valan.errors import InputError
-from valan.problems.sdr.task import (
-    NpyFeatureMaps,
-    PixelSpace,
-    SDRDataset,
-    SDRExample,
-    SyntheticFeatureMaps,
-    argmax_cells,
-    cell_distance_px,
-    evaluate_model,
-    gaussian_heatmap,
-    kl_divergence,
-    load_sdr,
-    load_sdr_model,
-    parse_sdr,
-    parse_static_center,
-    sdr_metrics,
-    split_by_route,
-    target_cell,
-)
+from valan.problems.sdr.data import (NpyFeatureMaps, SDRDataset, SDRExample, SyntheticFeatureMaps, gaussian_heatmap,
+                                     load_sdr, parse_sdr, parse_static_center, split_by_route)
+from valan.problems.sdr.metrics import PixelSpace, argmax_cells, cell_distance_px, sdr_metrics, target_cell
+from valan.problems.sdr.training import evaluate_model, kl_divergence, load_sdr_model
 
 TOUCHDOWN_GRID = PixelSpace(grid_height=100, grid_width=464)  # 8 x 8 pixel cells of the 3712 x 800 panorama
 
@@ -301,9 +286,8 @@ def test_lingunet_learns_to_find_the_landmark_the_text_names(tmp_path, capsys):
                  "--set", f"data.train={train}", "--set", f"data.eval={held_out}",
                  "--set", "features.source=npy", "--set", f"features.path={maps}",
                  "--set", "model.channels=16", "--set", "model.embedding_size=16", "--set", "model.hidden_size=16",
-                 "--set", "model.head_hidden_size=16", "--set", "training.steps=200", "--set", "training.batch_size=32",
-                 "--set", "training.lr=3e-3", "--set", "training.eval_every=100", "--set", "training.checkpoint_every=100",
-                 "--set", "training.log_every=50"]) == 0
+                 "--set", "model.head_hidden_size=16", "--set", "run.total_steps=200", "--set", "learning.batch_size=32",
+                 "--set", "learning.lr=3e-3", "--set", "run.eval_every_steps=100", "--set", "run.log_every_steps=50"]) == 0
     assert "synthetic" not in capsys.readouterr().out  # real (planted) maps: no synthetic-features note
 
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -311,7 +295,7 @@ def test_lingunet_learns_to_find_the_landmark_the_text_names(tmp_path, capsys):
     assert [m["step"] for m in evals] == [100, 200]
     assert evals[-1]["acc@40"] > 0.8
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ckpt-000000100.pt", "ckpt-000000200.pt"]
-    assert (run / "config.yaml").is_file() and list((run / "tb").iterdir())
+    assert (run / "config.yaml").is_file() and list((run / "tensorboard").iterdir())
 
     # Before training the same model is at chance (1 cell of 128 is within 40 pixels of the target).
     config, vocab, trained, _ = load_sdr_model(run / "checkpoints" / "ckpt-000000200.pt")
@@ -346,18 +330,18 @@ def test_lingunet_learns_to_find_the_landmark_the_text_names(tmp_path, capsys):
 
 
 def test_train_resume_and_evaluate_on_the_bundled_touchdown_sample(tmp_path, capsys):
-    from valan.problems.sdr.task import sample_data_path
+    from valan.problems.sdr.data import sample_data_path
 
     data = sample_data_path()  # the 21 bundled Touchdown routes
     run = tmp_path / "run"
-    tiny = ["--set", "training.batch_size=4", "--set", "training.eval_every=2", "--set", "features.height=5",
+    tiny = ["--set", "learning.batch_size=4", "--set", "run.eval_every_steps=2", "--set", "features.height=5",
             "--set", "features.width=24", "--set", "model.channels=4", "--set", "model.hidden_size=4",
             "--set", "model.embedding_size=4", "--set", "model.head_hidden_size=4"]
-    assert main(["train-sdr", "--out", str(run), "--set", "training.steps=2", *tiny]) == 0
+    assert main(["train-sdr", "--out", str(run), "--set", "run.total_steps=2", *tiny]) == 0
     out = capsys.readouterr().out
     assert "no visual information" in out
     assert "17 training examples" in out and "4 evaluation examples" in out
-    assert main(["train-sdr", "--out", str(run), "--resume", "--set", "training.steps=4", *tiny]) == 0
+    assert main(["train-sdr", "--out", str(run), "--resume", "--set", "run.total_steps=4", *tiny]) == 0
     capsys.readouterr()
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in logged if m["split"] == "eval"] == [2, 4]
@@ -400,6 +384,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
 def test_the_shipped_config_is_the_documented_defaults():
     from valan.config import load_config, to_dict
     from valan.configs import config_path
-    from valan.problems.sdr.task import SDRConfig
+    from valan.problems.sdr.config import SDRConfig
 
     assert to_dict(load_config(config_path("sdr.yaml"), schema=SDRConfig)) == to_dict(SDRConfig())

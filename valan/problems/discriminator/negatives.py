@@ -35,12 +35,20 @@ import numpy as np
 
 from valan.envs.r2r.dataset import R2REpisode
 from valan.envs.r2r.graph import Connectivity, ScanGraph
+from valan.errors import InputError
 
 POSITIVE = "positive"
 NEGATIVE_TYPES: tuple[str, ...] = ("path_substitution", "random_walk", "partial_reorder", "reversal",
                                    "instruction_swap")
 # Negative types whose paths are walks along graph edges.
 GRAPH_VALID_TYPES = frozenset({"path_substitution", "random_walk", "reversal", "instruction_swap"})
+
+
+def check_negative_types(types: Sequence[str]) -> None:
+    """``InputError`` naming the unknown types of a config's ``learning.negative_types``."""
+    unknown = sorted(set(types) - set(NEGATIVE_TYPES))
+    if unknown:
+        raise InputError(f"learning.negative_types: unknown {unknown}; known: {', '.join(NEGATIVE_TYPES)}")
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,12 @@ class NegativeConfig:
     swap_same_scan: bool = False
 
 
-def path_length(graph: ScanGraph, path: Sequence[str]) -> float:
-    """Sum of the Euclidean lengths of consecutive steps of ``path``, metres."""
+def euclidean_path_length(graph: ScanGraph, path: Sequence[str]) -> float:
+    """Sum of the straight-line (Euclidean) lengths of consecutive steps of ``path``, metres.
+
+    Unlike :func:`valan.envs.r2r.metrics.path_length` (shortest-path distances along the graph), a step between
+    two viewpoints that are not adjacent (a ``partial_reorder`` path) counts as a straight line.
+    """
     return float(sum(graph.edge_length(a, b) for a, b in zip(path, path[1:])))
 
 
@@ -94,8 +106,9 @@ def episode_rng(seed: int, instr_id: str, kind: str) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest, "little")])
 
 
-def random_walk(graph: ScanGraph, start: str, hops: int, rng: np.random.Generator) -> tuple[str, ...]:
-    """A walk of ``hops`` edges from ``start`` that steps back to the previous viewpoint only at dead ends."""
+def non_backtracking_walk(graph: ScanGraph, start: str, hops: int, rng: np.random.Generator) -> tuple[str, ...]:
+    """A random walk of ``hops`` edges from ``start`` that steps back to the previous viewpoint only at dead ends
+    (the ``random_walk`` negatives' paths)."""
     walk = [graph.local_index(start)]
     for _ in range(hops):
         here = walk[-1]
@@ -124,7 +137,7 @@ class NegativeSampler:
                 continue
             seen.add((e.scan, e.path_id))
             graph = connectivity.graph(e.scan)
-            self._paths[e.scan].append((e.path_id, e.path, e.heading, path_length(graph, e.path)))
+            self._paths[e.scan].append((e.path_id, e.path, e.heading, euclidean_path_length(graph, e.path)))
         # Instruction swap draws from all episodes, or from the episode's scan with swap_same_scan.
         self._swap_pool: dict[str, list[int]] = defaultdict(list)
         for i, e in enumerate(self.episodes):
@@ -182,7 +195,7 @@ class NegativeSampler:
     def _substitute(self, episode: R2REpisode, rng: np.random.Generator):
         cfg = self.config
         graph = self.connectivity.graph(episode.scan)
-        length = path_length(graph, episode.path)
+        length = euclidean_path_length(graph, episode.path)
         goal = graph.local_index(episode.goal)
         start = graph.local_index(episode.start)
         others = [p for p in self._paths[episode.scan]
@@ -206,7 +219,7 @@ class NegativeSampler:
         goal = graph.local_index(episode.goal)
         fallback = None
         for _ in range(self.config.walk_attempts):
-            walk = random_walk(graph, episode.start, len(episode.path) - 1, rng)
+            walk = non_backtracking_walk(graph, episode.start, len(episode.path) - 1, rng)
             if walk == episode.path:
                 continue
             if graph.distances[goal, graph.local_index(walk[-1])] > self.config.min_goal_distance:

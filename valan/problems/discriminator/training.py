@@ -1,6 +1,7 @@
 """Training, evaluating and applying instruction-path discriminators.
 
-The config (``configs/discriminator.yaml``) reuses the R2R ``data`` section of :mod:`valan.config`; a checkpoint
+The config (:class:`valan.problems.discriminator.config.DiscriminatorConfig`, ``configs/discriminator.yaml``)
+uses R2R's ``data`` section; training runs the supervised loop (:mod:`valan.learning.supervised`). A checkpoint
 holds the model, the optimizer, the step, the effective config, the vocabulary and the feature size, so
 ``valan score``/``valan filter`` need nothing else but the navigation graphs (and the feature store when the model
 was trained on real features).
@@ -8,106 +9,34 @@ was trained on real features).
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
 
 from valan.agents.discriminator import TwoTowerDiscriminator, build_discriminator, in_batch_softmax_loss
-from valan.config import DataConfig, from_dict, to_dict
-from valan.problems.discriminator.pairs import PairEncoder, collate
+from valan.config import from_dict, to_dict
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.graph import Connectivity
 from valan.errors import InputError
-from valan.features.stores import FeatureStore, open_feature_store
+from valan.features.stores import SYNTHETIC_NOTE, FeatureStore, open_feature_store
 from valan.learning.losses import focal_loss, weighted_bce
+from valan.learning.supervised import SupervisedLearningConfig, SupervisedResult, SupervisedTask, train_supervised
+from valan.problems.discriminator.config import (DiscriminatorConfig, DiscriminatorLearningConfig, PairInputConfig,
+                                                PairRunConfig)
 from valan.problems.discriminator.metrics import roc_auc_by_kind
-from valan.problems.discriminator.negatives import NEGATIVE_TYPES, NegativeConfig, NegativeSampler, Pair
+from valan.problems.discriminator.negatives import NegativeConfig, NegativeSampler, Pair
+from valan.problems.discriminator.pairs import PairEncoder, collate
+from valan.problems.r2r.config import R2RDataConfig
 from valan.text import Vocabulary
-
-SYNTHETIC_NOTE = ("note: synthetic features carry no visual information; these results come from language and path "
-                  "geometry alone (synthetic vectors at most identify viewpoints)")
-
-
-@dataclass
-class PairInputConfig:
-    """How pairs become model inputs (see :mod:`valan.problems.discriminator.pairs`)."""
-
-    max_instruction_length: int = 80  # tokens, <EOS> included
-    # travel: the view facing the next viewpoint; arrival: the view facing the direction of arrival (what an agent
-    # sees before choosing its move); mean: the panorama's mean
-    view: Literal["travel", "arrival", "mean"] = "travel"
-    use_visual: bool = True  # false: zero visual features (geometry and language only)
-
-
-@dataclass
-class DiscriminatorModelConfig:
-    type: Literal["stepwise", "two_tower"] = "stepwise"
-    embed_dim: int = 64  # word embedding size
-    hidden_dim: int = 128  # instruction BiLSTM output (hidden_dim // 2 per direction) and path LSTM size
-    dropout: float = 0.0
-    initial_scale: float = 5.0  # initial inverse temperature on the cosine similarities
-    # stepwise only: steps = VALAN's soft-min over steps; steps_and_tokens adds a token-side term
-    pooling: Literal["steps", "steps_and_tokens"] = "steps"
-
-
-@dataclass
-class DiscriminatorLearningConfig:
-    loss: Literal["bce", "focal", "in_batch_softmax"] = "bce"  # in_batch_softmax: two_tower only
-    pos_weight: float = 0.0  # BCE weight of positives; 0 = negatives per positive of each epoch (balanced)
-    focal_gamma: float = 2.0
-    focal_alpha: float = 0.5  # weight of positives in the focal loss (negatives: 1 - alpha)
-    batch_size: int = 128  # pairs per step (positives per step for in_batch_softmax)
-    lr: float = 1e-3
-    grad_clip: float = 5.0  # global gradient norm clip; 0 disables
-    negative_types: list[str] = field(default_factory=lambda: list(NEGATIVE_TYPES))
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.negative_types) - set(NEGATIVE_TYPES))
-        if unknown:
-            raise InputError(f"learning.negative_types: unknown {unknown}; known: {', '.join(NEGATIVE_TYPES)}")
-        if self.batch_size < 2 or self.lr <= 0 or self.pos_weight < 0:
-            raise InputError("learning.batch_size must be >= 2, learning.lr > 0 and learning.pos_weight >= 0")
-
-
-@dataclass
-class SupervisedRunConfig:
-    """Budget, evaluation, checkpoints. A run stops at whichever budget is reached first."""
-
-    total_steps: int = 2000
-    total_minutes: float = 0.0  # wall-clock limit; 0: none
-    total_cpu_minutes: float = 0.0  # limit on this process's CPU time (all threads; fair on a shared machine); 0: none
-    eval_every_steps: int = 500  # evaluate and checkpoint every this many steps and at the end
-    eval_batch_size: int = 512
-    eval_seed: int = 0  # seed of the validation negatives (fixed across checkpoints and runs)
-    keep_last: int = 3
-    logdir: str = "runs/discriminator"
-    seed: int = 0
-    num_threads: int = 0  # torch CPU threads; 0 = torch's default
-
-
-@dataclass
-class DiscriminatorConfig:
-    problem: str = "discriminator"
-    data: DataConfig = field(default_factory=DataConfig)
-    pairs: PairInputConfig = field(default_factory=PairInputConfig)
-    model: DiscriminatorModelConfig = field(default_factory=DiscriminatorModelConfig)
-    negatives: NegativeConfig = field(default_factory=NegativeConfig)
-    learning: DiscriminatorLearningConfig = field(default_factory=DiscriminatorLearningConfig)
-    run: SupervisedRunConfig = field(default_factory=SupervisedRunConfig)
-
-    def __post_init__(self) -> None:
-        if self.learning.loss == "in_batch_softmax" and self.model.type != "two_tower":
-            raise InputError("learning.loss in_batch_softmax needs model.type two_tower")
 
 
 # ----------------------------------------------------------------------------------------------- building
 
 
-def open_features(data: DataConfig, override: str | None = None) -> FeatureStore:
+def open_features(data: R2RDataConfig, override: str | None = None) -> FeatureStore:
     """The config's feature store (``override``: a command-line ``--features`` value instead)."""
     spec = override or data.features
     if spec != "synthetic" and override is None:
@@ -115,10 +44,10 @@ def open_features(data: DataConfig, override: str | None = None) -> FeatureStore
     return open_feature_store(spec, dim=data.synthetic_dim)
 
 
-def make_encoder(config: DiscriminatorConfig, connectivity: Connectivity, vocab: Vocabulary,
+def make_encoder(pairs: PairInputConfig, connectivity: Connectivity, vocab: Vocabulary,
                  features: FeatureStore) -> PairEncoder:
-    p = config.pairs
-    return PairEncoder(connectivity, vocab, features, p.max_instruction_length, p.view, p.use_visual)
+    """The pair encoder of a config's ``pairs`` section."""
+    return PairEncoder(connectivity, vocab, features, pairs.max_instruction_length, pairs.view, pairs.use_visual)
 
 
 @dataclass
@@ -134,7 +63,7 @@ class LoadedDiscriminator:
         if features.dim != self.feature_dim:
             raise InputError(f"the discriminator was trained on {self.feature_dim}-d features; the feature store "
                              f"has {features.dim}-d (pass the training run's store with --features)")
-        return make_encoder(self.config, connectivity, self.vocab, features)
+        return make_encoder(self.config.pairs, connectivity, self.vocab, features)
 
 
 def load_discriminator(path: str | Path) -> LoadedDiscriminator:
@@ -243,145 +172,76 @@ class PairBatches:
         return chunk
 
 
-def load_episodes(data: DataConfig, files: Sequence[str]) -> list[R2REpisode]:
+def load_episodes(data: R2RDataConfig, files: Sequence[str]) -> list[R2REpisode]:
     episodes: list[R2REpisode] = []
     for name in files:
         episodes.extend(load_r2r(data.resolve(name)))
     return episodes
 
 
+class PairTrainingConfig(Protocol):
+    """The sections a pair-level trainer reads (``DiscriminatorConfig``, ``AlignmentConfig``)."""
+
+    data: R2RDataConfig
+    pairs: PairInputConfig
+    negatives: NegativeConfig
+    learning: SupervisedLearningConfig
+    run: PairRunConfig
+
+
 @dataclass
 class PairData:
-    """What a pair-level trainer reads: graphs, vocabulary, features, and the train/validation episodes."""
+    """What a pair-level trainer reads: vocabulary, features, pair encoder, training batches, validation pairs."""
 
-    connectivity: Connectivity
     vocab: Vocabulary
     features: FeatureStore
-    train: NegativeSampler
-    eval: dict[str, NegativeSampler]
+    encoder: PairEncoder
+    batches: PairBatches
+    eval_pairs: dict[str, list[Pair]]
 
 
-def prepare_pair_data(data: DataConfig, negatives: NegativeConfig) -> PairData:
+def prepare_pair_data(config: PairTrainingConfig, label: str, train_types: Sequence[str],
+                      eval_types: Sequence[str]) -> PairData:
+    """Training batches with negatives of ``train_types`` and validation pairs with ``eval_types`` (seeded by
+    ``run.seed`` and ``run.eval_seed``); prints their sizes after ``label``, and the synthetic-features note."""
+    data = config.data
     connectivity = Connectivity(data.resolve(data.connectivity))
-    return PairData(connectivity, Vocabulary.load(data.resolve(data.vocab)), open_features(data),
-                    NegativeSampler(load_episodes(data, data.train), connectivity, negatives),
-                    {split: NegativeSampler(load_episodes(data, [name]), connectivity, negatives)
-                     for split, name in data.eval.items()})
-
-
-def supervised_loop(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, run: SupervisedRunConfig,
-                    out: Path, config: Any, vocab: Vocabulary, *, batch_loss: Callable[[], torch.Tensor],
-                    evaluate_splits: Callable[[], dict[str, dict[str, float]]],
-                    checkpoint_extras: Callable[[], dict[str, Any]], epoch: Callable[[], int],
-                    grad_clip: float, resume: bool = False) -> dict[str, float]:
-    """The shared loop of ``train-discriminator`` and ``pretrain-alignment``.
-
-    Steps ``batch_loss()`` with Adam-style ``optimizer`` until ``run.total_steps`` or a time budget; every
-    ``run.eval_every_steps`` (and at the end) runs ``evaluate_splits()`` (split -> scalars), logs to
-    ``metrics.jsonl`` and TensorBoard (``tb/``), and saves an atomic checkpoint (``checkpoints/``; model, optimizer,
-    step, config, ``config.problem``, vocab, plus ``checkpoint_extras()``). Returns the last evaluation as
-    ``{split}/{scalar}``.
-    """
-    import json
-
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
-
-    from valan.checkpoint import CheckpointManager, load_checkpoint
-    from valan.config import save_config
-
-    checkpoints = CheckpointManager(out / "checkpoints", keep_last=run.keep_last)
-    step = 0
-    if resume:
-        latest = checkpoints.latest()
-        if latest is None:
-            raise InputError("--resume: no checkpoint in the run folder", source=str(out / "checkpoints"))
-        state = load_checkpoint(latest)
-        if state.get("vocab") != vocab.tokens:
-            raise InputError("--resume: the checkpoint's vocabulary differs from this run's", source=str(latest))
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(out / "config.yaml", config)
-
-    writer = SummaryWriter(str(out / "tb"))
-    metrics: dict[str, float] = {}
-    started, started_cpu = time.monotonic(), time.process_time()
-    with open(out / "metrics.jsonl", "a", encoding="utf-8") as log, \
-            tqdm(total=run.total_steps, initial=step, desc=name, unit="step") as bar:
-        def record(split: str, scalars: dict[str, float]) -> None:
-            for key, value in scalars.items():
-                writer.add_scalar(f"{split}/{key}", value, step)
-            log.write(json.dumps({"step": step, "split": split, "elapsed_s": round(time.monotonic() - started, 1),
-                                  "cpu_s": round(time.process_time() - started_cpu, 1), **scalars}) + "\n")
-            log.flush()
-
-        def evaluate_and_save() -> None:
-            metrics.clear()
-            for split, result in evaluate_splits().items():
-                record(split, result)
-                metrics.update({f"{split}/{k}": v for k, v in result.items()})
-            checkpoints.save(step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                                    "config": to_dict(config), "problem": config.problem, "vocab": vocab.tokens,
-                                    "eval_metrics": dict(metrics), **checkpoint_extras()})
-            bar.set_postfix({k: f"{v:.3f}" for k, v in list(metrics.items())[:3]})
-
-        model.train()
-        losses: list[float] = []
-        while step < run.total_steps:
-            loss = batch_loss()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            step += 1
-            bar.update(1)
-            losses.append(loss.item())
-            out_of_time = ((run.total_minutes > 0 and time.monotonic() - started >= 60 * run.total_minutes)
-                           or (run.total_cpu_minutes > 0
-                               and time.process_time() - started_cpu >= 60 * run.total_cpu_minutes))
-            if step % 50 == 0:
-                record("train", {"loss": float(np.mean(losses)), "epoch": epoch()})
-                losses.clear()
-            if step % run.eval_every_steps == 0 or step == run.total_steps or out_of_time:
-                evaluate_and_save()
-            if out_of_time:
-                break
-    writer.close()
-    return metrics
-
-
-def train(config: DiscriminatorConfig, out: Path, resume: bool = False) -> dict[str, float]:
-    """Train a discriminator; returns the last evaluation (``{split}/auc/{type}``)."""
-    run, learning = config.run, config.learning
-    if run.num_threads > 0:
-        torch.set_num_threads(run.num_threads)
-    torch.manual_seed(run.seed)
-    data = prepare_pair_data(config.data, config.negatives)
-    encoder = make_encoder(config, data.connectivity, data.vocab, data.features)
-    in_batch = learning.loss == "in_batch_softmax"
-    batches = PairBatches(data.train, [] if in_batch else learning.negative_types, run.seed, learning.batch_size)
-    eval_pairs = {split: sampler.pairs(run.eval_seed, learning.negative_types) for split, sampler in data.eval.items()}
-    print(f"discriminator: {len(data.train.episodes)} training instructions from {', '.join(config.data.train)}; "
-          + "; ".join(f"{split}: {len(p)} pairs" for split, p in eval_pairs.items()))
-    if data.features.synthetic:
+    vocab, features = Vocabulary.load(data.resolve(data.vocab)), open_features(data)
+    train = NegativeSampler(load_episodes(data, data.train), connectivity, config.negatives)
+    eval_pairs = {split: NegativeSampler(load_episodes(data, [name]), connectivity, config.negatives)
+                  .pairs(config.run.eval_seed, eval_types) for split, name in data.eval.items()}
+    print(f"{label}: {len(train.episodes)} training instructions from {', '.join(data.train)}; "
+          + "; ".join(f"{split}: {len(pairs)} pairs" for split, pairs in eval_pairs.items()))
+    if features.synthetic:
         print(SYNTHETIC_NOTE)
-    model = build_discriminator(to_dict(config.model), len(data.vocab), data.features.dim)
+    return PairData(vocab, features, make_encoder(config.pairs, connectivity, vocab, features),
+                    PairBatches(train, train_types, config.run.seed, config.learning.batch_size), eval_pairs)
 
-    def batch_loss() -> torch.Tensor:
-        chunk = batches.next()
-        batch = collate([encoder.encode(p) for p in chunk])
-        if in_batch:
-            return in_batch_loss(model, batch, [p.path_id for p in chunk])
-        labels = torch.tensor([float(p.label) for p in chunk])
-        return pair_loss(model, batch, labels, learning, learning.pos_weight or batches.negatives_per_positive)
 
-    return supervised_loop(
-        "train-discriminator", model, torch.optim.Adam(model.parameters(), lr=learning.lr), run, out, config,
-        data.vocab, batch_loss=batch_loss,
-        evaluate_splits=lambda: {split: evaluate(model, encoder, pairs, run.eval_batch_size)
-                                 for split, pairs in eval_pairs.items()},
-        checkpoint_extras=lambda: {"feature_dim": data.features.dim, "synthetic_features": data.features.synthetic},
-        epoch=lambda: batches.epoch, grad_clip=learning.grad_clip, resume=resume)
+def train(config: DiscriminatorConfig, out: Path, resume: bool = False) -> SupervisedResult:
+    """Train a discriminator into the run folder ``out``; the result's metrics are ``auc/{type}`` per split."""
+    learning = config.learning
+    in_batch = learning.loss == "in_batch_softmax"
+
+    def make_task() -> SupervisedTask:
+        data = prepare_pair_data(config, "train-discriminator", [] if in_batch else learning.negative_types,
+                                 learning.negative_types)
+        encoder, batches = data.encoder, data.batches
+        model = build_discriminator(to_dict(config.model), len(data.vocab), data.features.dim)
+
+        def batch_loss() -> torch.Tensor:
+            chunk = batches.next()
+            batch = collate([encoder.encode(p) for p in chunk])
+            if in_batch:
+                return in_batch_loss(model, batch, [p.path_id for p in chunk])
+            labels = torch.tensor([float(p.label) for p in chunk])
+            return pair_loss(model, batch, labels, learning, learning.pos_weight or batches.negatives_per_positive)
+
+        return SupervisedTask(
+            model, data.vocab, batch_loss,
+            evaluate=lambda: {split: evaluate(model, encoder, pairs, config.run.eval_batch_size)
+                              for split, pairs in data.eval_pairs.items()},
+            checkpoint_extras={"feature_dim": data.features.dim, "synthetic_features": data.features.synthetic},
+            train_scalars=lambda: {"epoch": batches.epoch})
+
+    return train_supervised("train-discriminator", config, make_task, out, resume)
