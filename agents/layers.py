@@ -7,9 +7,9 @@ state is batch-first, ``(B, ...)``. Lengths count tokens. Nothing here carries a
 - :func:`lengths_mask`: lengths ``(B,)`` -> bool ``(B, size)``, true at positions ``< length``.
 - :class:`InstructionEncoder`: word embedding (with dropout) and a bidirectional LSTM, ``H // 2`` per direction:
   token ids ``(B, L)`` and lengths ``(B,)`` -> encodings ``(B, L, H)`` (zeros at padding) and mask ``(B, L)``.
-- :func:`instruction_bank`: the encoded instruction in force at every step of an unroll, ``(T, B, L, H)`` and
-  its mask ``(T, B, L)``: instructions are encoded once per episode (where ``first`` is set), kept in the
-  recurrent state between unrolls, and reused at the other steps.
+- :func:`instruction_bank`: the encoded instruction in force at every step of an unroll, ``T`` tensors
+  ``(B, L, H)`` with their masks ``(B, L)``: instructions are encoded once per episode (where ``first`` is set),
+  kept in the recurrent state between unrolls, and reused at the other steps.
 - :class:`VisualEncoder`: view features ``(..., D)`` -> ``tanh(W x + b)``, ``(..., H)``.
 - :class:`Attention`: scaled dot-product attention of a query ``(B, Q)`` over keys ``(B, N, H)`` (optionally
   masked ``(B, N)``): ``softmax_n((W q) . k_n / sqrt(H))`` weighting the keys, ``(B, H)``.
@@ -82,28 +82,32 @@ class InstructionEncoder(nn.Module):
 
 
 def instruction_bank(encoder: InstructionEncoder, tokens: torch.Tensor, lengths: torch.Tensor, first: torch.Tensor,
-                     text: torch.Tensor, text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encodings ``(T, B, L, H)`` and masks ``(T, B, L)`` of the instruction in force at each step of an unroll.
+                     text: torch.Tensor, text_mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The instruction in force at each step of an unroll: ``T`` encodings ``(B, L, H)`` and ``T`` masks ``(B, L)``.
 
     ``tokens`` ``(T, B, L)`` and ``lengths`` ``(T, B)`` are the observed instructions, ``first`` ``(T, B)`` marks
     episode starts, ``text`` ``(B, L, H)`` and ``text_mask`` ``(B, L)`` are the encodings carried in the recurrent
     state from before the unroll. An instruction is encoded once per episode segment: at the steps where an
     episode starts, and at step 0 when gradients are enabled (learning), so the encoder is trained through every
-    step; the other steps reuse their segment's encoding, or the carried one before their first start.
+    step; the other steps reuse their segment's encoding, or the carried one before their first start. All starts
+    are encoded in one call; steps without a start share the previous step's tensors (no copy, and gradients
+    accumulate once per segment rather than once per step).
     """
-    T, B = first.shape
     starts = first.clone()
     if torch.is_grad_enabled():
         starts[0] = True
-    bank, bank_mask = text, text_mask
-    if starts.any():
+    counts = starts.sum(dim=1).tolist()
+    if sum(counts):
+        # Row-major boolean indexing: the starts of step t are rows sum(counts[:t]) onwards.
         encoded, mask = encoder(tokens[starts], lengths[starts])
-        bank, bank_mask = torch.cat([text, encoded.to(text.dtype)]), torch.cat([text_mask, mask])
-    # Bank row of each step: B + (rank of its segment's start in row-major order), or b for the carried one.
-    segment = torch.where(starts, B + torch.cumsum(starts.flatten(), 0).view(T, B) - 1, -1)
-    row = torch.cummax(segment, dim=0).values
-    row = torch.where(row < 0, torch.arange(B, device=row.device), row)
-    return bank[row], bank_mask[row]
+        encoded, mask = encoded.to(text.dtype).split(counts), mask.split(counts)
+    texts, masks = [], []
+    for t, count in enumerate(counts):
+        if count:
+            text, text_mask = text.index_put((starts[t],), encoded[t]), text_mask.index_put((starts[t],), mask[t])
+        texts.append(text)
+        masks.append(text_mask)
+    return texts, masks
 
 
 class VisualEncoder(nn.Module):

@@ -98,7 +98,7 @@ class R2RFollower(nn.Module):
                                              first, text, text_mask)
 
         # Per-step slices via unbind: one stacked gradient instead of a full-size zero tensor per indexing.
-        step_views, step_texts, step_text_masks = views.unbind(0), texts.unbind(0), text_masks.unbind(0)
+        step_views = views.unbind(0)
         step_previous_action = previous_action.unbind(0)
         features = []
         for t in range(T):
@@ -107,7 +107,7 @@ class R2RFollower(nn.Module):
             # Input feeding: the previous step's attentional state f queries the panorama and enters the core.
             x = torch.cat([self.view_pooling(f, step_views[t]), step_previous_action[t], f], dim=-1)
             x, h, c = self.core(x, h, c)
-            text_context = self.text_attention(x, step_texts[t], step_text_masks[t])
+            text_context = self.text_attention(x, texts[t], text_masks[t])
             visual_context = self.visual_attention(text_context, step_views[t])
             f = torch.tanh(self.state_projection(self.dropout(torch.cat([x, text_context, visual_context], dim=-1))))
             features.append(f)

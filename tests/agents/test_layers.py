@@ -75,11 +75,11 @@ def test_the_instruction_bank_encodes_once_per_episode_and_reuses_the_carried_en
             for b in range(B):
                 if first[t, b]:
                     text[b], mask[b] = (x[0] for x in encoder(tokens[t, b:b + 1], lengths[t, b:b + 1]))
-                torch.testing.assert_close(texts[t, b], text[b], atol=1e-6, rtol=1e-5)
-                assert torch.equal(masks[t, b], mask[b])
+                torch.testing.assert_close(texts[t][b], text[b], atol=1e-6, rtol=1e-5)
+                assert torch.equal(masks[t][b], mask[b])
     # Learning: step 0 is encoded from the observation, not taken from the carried state.
     texts, _ = instruction_bank(encoder, tokens, lengths, first, carried, carried_mask)
-    torch.testing.assert_close(texts[1, 0], encoder(tokens[0, :1], lengths[0, :1])[0][0], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(texts[1][0], encoder(tokens[0, :1], lengths[0, :1])[0][0], atol=1e-6, rtol=1e-5)
 
 
 def test_the_stacked_lstm_cell_feeds_each_layer_into_the_next_under_the_old_parameter_names():
