@@ -387,3 +387,40 @@ def test_the_shipped_config_is_the_documented_defaults():
     from valan.problems.sdr.config import SDRConfig
 
     assert to_dict(load_config(config_path("sdr.yaml"), schema=SDRConfig)) == to_dict(SDRConfig())
+
+
+def test_former_training_keys_fail_in_one_line_naming_the_new_key(tmp_path, capsys):
+    from valan.problems.sdr.config import SDRConfig
+
+    assert set(SDRConfig.RENAMED) == {f"training.{k}" for k in (
+        "steps", "batch_size", "lr", "grad_clip", "eval_every", "checkpoint_every", "keep_last", "log_every",
+        "eval_batch_size", "seed", "logdir")}
+    for old, new in SDRConfig.RENAMED.items():
+        assert main(["train-sdr", "--out", str(tmp_path / "r"), "--set", f"{old}=3"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"'{old}' was renamed: use '{new}'" in err[0], err
+    old_file = tmp_path / "old_sdr.yaml"
+    old_file.write_text("problem: sdr\ntraining:\n  steps: 5\n")
+    assert main(["train-sdr", "--config", str(old_file), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "old_sdr.yaml" in err[0] and "use 'run.total_steps'" in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_checkpoint_with_the_former_training_section_still_loads(tmp_path):
+    from valan.config import to_dict
+    from valan.problems.sdr.config import SDRConfig
+    from valan.problems.sdr.training import make_model
+
+    config = to_dict(SDRConfig())
+    del config["run"], config["learning"]
+    config["training"] = {"steps": 7, "batch_size": 5, "lr": 0.01, "grad_clip": 1.0, "eval_every": 3,
+                          "checkpoint_every": 4, "keep_last": 2, "log_every": 1, "eval_batch_size": 8, "seed": 1,
+                          "logdir": "runs/old"}
+    model = make_model(SDRConfig().model, 6, 16)
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, {"problem": "sdr", "config": config, "vocab": ["<PAD>", "<UNK>", "<EOS>", "a", "b", "c"],
+                           "in_channels": 16, "model": model.state_dict()})
+    loaded, _, _, _ = load_sdr_model(path)
+    assert (loaded.run.total_steps, loaded.run.eval_every_steps, loaded.learning.batch_size, loaded.run.logdir) == \
+           (7, 3, 5, "runs/old")
