@@ -44,19 +44,18 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from valan.data import sample_path
+from valan.envs.batched import BatchedEnv, SingleEpisodeEnv
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.geometry import GEOMETRY_DIM, NO_MOVE_GEOMETRY, VIEW_STEP, nearest_view
 from valan.envs.r2r.graph import Connectivity, ViewpointIndex
+from valan.envs.r2r.metrics import DTW_THRESHOLD, SUCCESS_THRESHOLD, ndtw
 from valan.envs.r2r.rewards import NEEDS_NDTW, REWARDS, Transition
-from valan.envs.batched import EpisodeSchedule
 from valan.errors import InputError
 from valan.features.stores import R2R_HEADINGS, R2R_VIEWS, FeatureStore, SyntheticFeatures
-from valan.envs.r2r.metrics import DTW_THRESHOLD, SUCCESS_THRESHOLD, ndtw
 from valan.text import Vocabulary
 
 STOP = 0
@@ -84,6 +83,8 @@ class R2RWorld:
     gathers.
     """
 
+    id_key = "instr_id"
+
     def __init__(self, episodes: Sequence[R2REpisode], connectivity: Connectivity, vocab: Vocabulary,
                  max_instruction_length: int = 80, max_candidates: int = DEFAULT_MAX_CANDIDATES,
                  scans: Sequence[str] | None = None):
@@ -92,6 +93,7 @@ class R2RWorld:
         if max_candidates < 1 or max_instruction_length < 1:
             raise ValueError("max_candidates and max_instruction_length must be positive")
         self.episodes = list(episodes)
+        self.episode_ids = [ep.instr_id for ep in self.episodes]
         self.connectivity = connectivity
         self.vocab = vocab
         self.max_candidates = max_candidates
@@ -265,7 +267,8 @@ def observation_space(world: R2RWorld, max_steps: int, features: FeatureStore | 
 
 
 class _Slots:
-    """The state of ``num_slots`` concurrent episodes, advanced with vectorised table lookups."""
+    """The state of ``num_slots`` concurrent episodes, advanced with vectorised table lookups
+    (``valan.envs.batched.EpisodeSlots``)."""
 
     def __init__(self, world: R2RWorld, num_slots: int, reward: str, max_steps: int,
                  features: FeatureStore | None):
@@ -288,6 +291,8 @@ class _Slots:
         self.returns = np.zeros(k, np.float64)
         self.path_ndtw = np.zeros(k, np.float64)
         self._geometry_cache: np.ndarray | None = None
+        self.observation_space = observation_space(world, max_steps, features)
+        self.action_space = spaces.Discrete(1 + world.max_candidates)
 
     def start(self, slots: np.ndarray, episodes: np.ndarray) -> None:
         """Place the agents of ``slots`` at the starts of ``episodes`` (episode rows)."""
@@ -407,8 +412,22 @@ class _Slots:
         return out
 
 
-class R2REnv(gym.Env):
-    """One R2R episode at a time (gymnasium API). See the module docstring for spaces and dynamics.
+def _r2r_slots(num_slots: int, data: PathLike | Sequence[PathLike] | None,
+               connectivity: PathLike | Connectivity | None, vocab: PathLike | Vocabulary | None,
+               features: FeatureStore | None, split_episodes: Sequence[R2REpisode] | None, reward: str,
+               max_steps: int, max_instruction_length: int, max_candidates: int, include_features: bool,
+               scans: Sequence[str] | None) -> tuple[_Slots, FeatureStore]:
+    """The slots of an R2R env (arguments as ``R2REnv``'s) and its feature store."""
+    world = R2RWorld.from_sources(data, connectivity, vocab, split_episodes,
+                                  max_instruction_length=max_instruction_length, max_candidates=max_candidates,
+                                  scans=scans)
+    features = features if features is not None else SyntheticFeatures()
+    return _Slots(world, num_slots, reward, max_steps, features if include_features else None), features
+
+
+class R2REnv(SingleEpisodeEnv):
+    """One R2R episode at a time (gymnasium API; ``valan.envs.batched.SingleEpisodeEnv``). See the module
+    docstring for spaces and dynamics; episode ids are ``instr_id``s.
 
     Args:
         data: R2R JSON file(s); default the bundled sample train split.
@@ -426,7 +445,7 @@ class R2REnv(gym.Env):
         scans: scans of the global viewpoint index; default all scans of the connectivity folder.
     """
 
-    metadata = {"render_modes": []}
+    world: R2RWorld
 
     def __init__(self, data: PathLike | Sequence[PathLike] | None = None,
                  connectivity: PathLike | Connectivity | None = None, vocab: PathLike | Vocabulary | None = None,
@@ -434,70 +453,27 @@ class R2REnv(gym.Env):
                  reward: str = "distance", max_steps: int = 12, max_instruction_length: int = 80,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
                  scans: Sequence[str] | None = None):
-        self.world = R2RWorld.from_sources(data, connectivity, vocab, split_episodes,
-                                           max_instruction_length=max_instruction_length,
-                                           max_candidates=max_candidates, scans=scans)
-        self.features = features if features is not None else SyntheticFeatures()
-        self._slots = _Slots(self.world, 1, reward, max_steps, self.features if include_features else None)
-        self.observation_space = observation_space(self.world, max_steps, self.features if include_features else None)
-        self.action_space = spaces.Discrete(1 + max_candidates)
-        self._slot = np.zeros(1, np.int64)
-        self._ended: bool | None = None
+        super().__init__(*_r2r_slots(1, data, connectivity, vocab, features, split_episodes, reward, max_steps,
+                                     max_instruction_length, max_candidates, include_features, scans))
 
     @property
     def viewpoint_index(self) -> ViewpointIndex:
         return self.world.viewpoint_index
 
-    def feature_table(self, store: FeatureStore | None = None) -> np.ndarray:
-        """``(num_viewpoints, 36, D)`` features in global index order (default: this env's feature store)."""
-        return self.world.feature_table(store or self.features)
 
-    def _observation(self) -> dict[str, np.ndarray]:
-        return {key: value[0, ...] for key, value in self._slots.observe().items()}
+class BatchedR2REnv(BatchedEnv):
+    """``num_envs`` R2R episodes stepped together for one actor, with automatic reset: the contract of
+    ``valan.envs.batched`` (``reset``, ``step``, ``active``, ``finished``, evaluation mode, ``set_episode_pool``).
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Start ``options["episode_id"]`` (an instr_id) or, without it, an episode drawn with the env's RNG."""
-        super().reset(seed=seed)
-        if options and "episode_id" in options:
-            episode = self.world.episode(options["episode_id"])
-        else:
-            episode = int(self.np_random.integers(len(self.world.episodes)))
-        self._slots.start(self._slot, np.array([episode]))
-        self._ended = False
-        return self._observation(), {"instr_id": self.world.episodes[episode].instr_id}
-
-    def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        if self._ended is None:
-            raise RuntimeError("call reset() before step()")
-        if self._ended:
-            raise RuntimeError("the episode has ended; call reset()")
-        reward, ended = self._slots.act(self._slot, np.array([int(action)], np.int64))
-        self._ended = bool(ended[0])
-        info = self._slots.summaries(self._slot)[0] if self._ended else {
-            "instr_id": self.world.episodes[self._slots.episode[0]].instr_id}
-        return self._observation(), float(reward[0]), self._ended, False, info
-
-
-class BatchedR2REnv:
-    """``num_envs`` R2R episodes stepped together for one actor, with automatic reset.
-
-    ``reset()`` returns ``(obs, infos)`` and ``step(actions)`` returns ``(obs, reward, done, infos)``; ``obs`` is a
-    dict of ``(num_envs, ...)`` arrays (keys and per-slot shapes as ``R2REnv``), ``reward`` float32 and ``done``
-    bool ``(num_envs,)``. When a slot's episode ends, ``done`` is True and its returned observation is already the
-    next episode's first one; ``infos["finished"]`` lists the ended episodes as dicts with ``slot``, ``instr_id``,
-    ``trajectory`` (leaderboard ``[[viewpoint, heading, elevation], ...]``), ``return``, ``steps``,
-    ``distance_to_goal`` and ``success`` (None without a reference path). ``infos["active"]`` (bool
-    ``(num_envs,)``, also ``self.active``) marks slots running an episode.
-
-    Episode order: training (``evaluation=False``) walks through seeded random permutations of the episodes,
-    a fresh one each pass (of the pool set by ``set_episode_pool``, default all). Evaluation runs every episode
-    exactly once in the given order; a slot with nothing
-    left to run turns inactive: its observation stays the last one, its actions are ignored, its reward is 0
-    and its ``done`` False. ``self.finished`` is True when every slot is inactive.
+    Observations have the keys of ``R2REnv`` with a leading ``num_envs`` dimension. ``infos["finished"]`` lists
+    the ended episodes as dicts with ``slot``, ``instr_id``, ``trajectory`` (leaderboard ``[[viewpoint, heading,
+    elevation], ...]``), ``return``, ``steps``, ``distance_to_goal`` and ``success`` (None without a reference
+    path). Evaluation runs every episode exactly once in the given order.
 
     Constructor arguments are those of ``R2REnv`` plus ``num_envs``, ``evaluation`` and ``seed``.
     """
+
+    world: R2RWorld
 
     def __init__(self, num_envs: int, data: PathLike | Sequence[PathLike] | None = None,
                  connectivity: PathLike | Connectivity | None = None, vocab: PathLike | Vocabulary | None = None,
@@ -505,60 +481,10 @@ class BatchedR2REnv:
                  reward: str = "distance", max_steps: int = 12, max_instruction_length: int = 80,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
                  scans: Sequence[str] | None = None, evaluation: bool = False, seed: int = 0):
-        if num_envs < 1:
-            raise ValueError("num_envs must be at least 1")
-        self.world = R2RWorld.from_sources(data, connectivity, vocab, split_episodes,
-                                           max_instruction_length=max_instruction_length,
-                                           max_candidates=max_candidates, scans=scans)
-        self.features = features if features is not None else SyntheticFeatures()
-        self.num_envs, self.evaluation = num_envs, evaluation
-        self._slots = _Slots(self.world, num_envs, reward, max_steps, self.features if include_features else None)
-        self.single_observation_space = observation_space(self.world, max_steps,
-                                                          self.features if include_features else None)
-        self.single_action_space = spaces.Discrete(1 + max_candidates)
-        self.active = np.zeros(num_envs, bool)
-        self._schedule = EpisodeSchedule(len(self.world.episodes), evaluation, seed)
+        super().__init__(*_r2r_slots(num_envs, data, connectivity, vocab, features, split_episodes, reward,
+                                     max_steps, max_instruction_length, max_candidates, include_features, scans),
+                         evaluation, seed)
 
     @property
     def viewpoint_index(self) -> ViewpointIndex:
         return self.world.viewpoint_index
-
-    @property
-    def finished(self) -> bool:
-        """No slot is running an episode (evaluation: every episode has been run)."""
-        return not self.active.any()
-
-    def feature_table(self, store: FeatureStore | None = None) -> np.ndarray:
-        """``(num_viewpoints, 36, D)`` features in global index order (default: this env's feature store)."""
-        return self.world.feature_table(store or self.features)
-
-    def set_episode_pool(self, rows: np.ndarray | None) -> None:
-        """Training draws only episode ``rows`` (None: all) from now on, starting a fresh permutation (curriculum)."""
-        self._schedule.set_pool(rows)
-
-    def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Start over: training draws a new permutation (seeded by ``seed``, else the constructor's seed);
-        evaluation restarts from the first episode."""
-        self._schedule.restart(seed)
-        episodes = self._schedule.take(self.num_envs)
-        slots = np.arange(self.num_envs)
-        self.active[:] = slots < len(episodes)
-        # Idle slots sit at the first episode's start so their (ignored) observations are valid.
-        self._slots.start(slots, np.concatenate([episodes, np.zeros(self.num_envs - len(episodes), np.int64)]))
-        return self._slots.observe(), {"active": self.active.copy(), "finished": []}
-
-    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, Any]]:
-        actions = np.asarray(actions, dtype=np.int64)
-        if actions.shape != (self.num_envs,):
-            raise ValueError(f"expected actions of shape ({self.num_envs},), got {actions.shape}")
-        reward = np.zeros(self.num_envs, np.float32)
-        done = np.zeros(self.num_envs, bool)
-        slots = np.flatnonzero(self.active)
-        reward[slots], done[slots] = self._slots.act(slots, actions[slots])
-        ended = np.flatnonzero(done)
-        finished = [{"slot": int(s), **info} for s, info in zip(ended, self._slots.summaries(ended))]
-        if len(ended):
-            episodes = self._schedule.take(len(ended))
-            self._slots.start(ended[:len(episodes)], episodes)
-            self.active[ended[len(episodes):]] = False
-        return self._slots.observe(), reward, done, {"active": self.active.copy(), "finished": finished}

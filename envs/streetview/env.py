@@ -46,13 +46,14 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from valan.envs.batched import EpisodeSchedule
+from valan.data import sample_path
+from valan.envs.batched import BatchedEnv, SingleEpisodeEnv
 from valan.envs.streetview.dataset import SAMPLE_TOUCHDOWN, StreetViewRoute, build_vocabulary, load_routes
 from valan.envs.streetview.graph import UNREACHABLE, StreetGraph, load_graph
+from valan.envs.streetview.metrics import task_completion
 from valan.envs.streetview.navigation import (NO_LINK, NUM_DISCRETE_ACTIONS, PANORAMIC_BINS, PANORAMIC_WINDOW,
                                               discrete_action_toward, discrete_move, oracle_link,
                                               panoramic_action_toward, panoramic_move)
@@ -78,13 +79,17 @@ def num_actions(action_space: str) -> int:
 
 
 class TouchdownWorld:
-    """Routes on a graph with encoded instructions: what every slot of an environment shares."""
+    """Routes on a graph with encoded instructions: what every slot of an environment shares
+    (``valan.envs.batched.EpisodeWorld``; an episode is a route, its row the route's position in the data)."""
+
+    id_key = "id"
 
     def __init__(self, routes: Sequence[StreetViewRoute], graph: StreetGraph, vocab: Vocabulary,
                  max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH, source: str = ""):
         if not routes:
             raise InputError("no routes", source=source)
         self.routes, self.graph, self.vocab = list(routes), graph, vocab
+        self.episode_ids = [r.id for r in self.routes]
         self.id_index: dict[str, int] = {}
         self.route_nodes: list[list[int]] = []
         self.route_position: list[dict[int, int]] = []  # panorama -> its last position on the route
@@ -114,8 +119,6 @@ class TouchdownWorld:
         """Load routes (default: the bundled Touchdown sample), graph (default: the bundled sub-graph) and
         vocabulary (default: built from these routes with ``vocab_min_count``; pass the training split's
         vocabulary to evaluation environments)."""
-        from valan.data import sample_path
-
         source = ""
         if routes is None:
             files = [sample_path(SAMPLE_TOUCHDOWN)] if data is None else (
@@ -174,7 +177,8 @@ def observation_space(world: TouchdownWorld, max_steps: int, actions: int,
 
 
 class _Slots:
-    """The state of ``num_slots`` concurrent episodes (plain Python per slot: a step is a few link lookups)."""
+    """The state of ``num_slots`` concurrent episodes (``valan.envs.batched.EpisodeSlots``), advanced in plain
+    Python per slot: a step is a few link lookups."""
 
     def __init__(self, world: TouchdownWorld, num_slots: int, action_space: str, max_steps: int, reward: str,
                  step_cost: float, stop_reward: float, features: FeatureStore | None,
@@ -198,6 +202,8 @@ class _Slots:
         self.previous_action = np.full(k, self.num_actions, np.int64)
         self.returns = np.zeros(k, np.float64)
         self.path: list[list[int]] = [[] for _ in range(k)]
+        self.observation_space = observation_space(world, max_steps, self.num_actions, features)
+        self.action_space = spaces.Discrete(self.num_actions)
 
     def start(self, slots: Sequence[int], episodes: Sequence[int]) -> None:
         """Place the agents of ``slots`` at the starts of ``episodes`` (route rows), facing ``start_heading``."""
@@ -211,10 +217,14 @@ class _Slots:
     def _completed(self, node: int, goal: int) -> bool:
         return node == goal or self.graph.adjacent(node, goal)
 
-    def act(self, slot: int, action: int) -> tuple[float, bool]:
-        """Apply ``action`` in ``slot``; returns the reward and whether the episode ended."""
-        if not 0 <= action < self.num_actions:
-            raise ValueError(f"actions must be in [0, {self.num_actions - 1}], got {action}")
+    def act(self, slots: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Apply ``actions`` to ``slots``; returns float64 rewards and whether each episode ended."""
+        if np.any((actions < 0) | (actions >= self.num_actions)):
+            raise ValueError(f"actions must be in [0, {self.num_actions - 1}], got {actions.tolist()}")
+        outcomes = [self._act(s, a) for s, a in zip(slots.tolist(), actions.tolist())]
+        return np.array([r for r, _ in outcomes], np.float64), np.array([e for _, e in outcomes], bool)
+
+    def _act(self, slot: int, action: int) -> tuple[float, bool]:
         e, node, heading = int(self.episode[slot]), int(self.node[slot]), float(self.heading[slot])
         route = self.world.route_nodes[e]
         goal = route[-1]
@@ -280,26 +290,35 @@ class _Slots:
             obs["features"] = rolled_features(table, self.heading, g.yaw[node].astype(np.float64))
         return obs
 
-    def summary(self, slot: int) -> dict[str, Any]:
-        """What a finished episode reports (see the module docstring)."""
-        from valan.envs.streetview.metrics import task_completion
-
-        g = self.graph
-        e = int(self.episode[slot])
-        goal = self.world.route_nodes[e][-1]
-        node = int(self.node[slot])
-        route_id = self.world.routes[e].id
-        return {"id": route_id, "instr_id": route_id, "trajectory": [g.panoids[i] for i in self.path[slot]],
-                "return": float(self.returns[slot]), "steps": int(self.time[slot]),
-                "task_completion": task_completion(g, node, goal), "spd": g.hops(node, goal)}
-
-
-def _features_or_default(features: FeatureStore | None) -> FeatureStore:
-    return features if features is not None else SyntheticFeatures(views=DEFAULT_VIEWS)
+    def summaries(self, slots: np.ndarray) -> list[dict[str, Any]]:
+        """What the slots' finished episodes report (see the module docstring)."""
+        g, out = self.graph, []
+        for slot in slots.tolist():
+            e, node = int(self.episode[slot]), int(self.node[slot])
+            goal = self.world.route_nodes[e][-1]
+            route_id = self.world.routes[e].id
+            out.append({"id": route_id, "instr_id": route_id, "trajectory": [g.panoids[i] for i in self.path[slot]],
+                        "return": float(self.returns[slot]), "steps": int(self.time[slot]),
+                        "task_completion": task_completion(g, node, goal), "spd": g.hops(node, goal)})
+        return out
 
 
-class TouchdownEnv(gym.Env):
-    """One Touchdown or map2seq episode at a time (gymnasium API); see the module docstring.
+def _touchdown_slots(num_slots: int, data: PathLike | Sequence[PathLike] | None, graph: PathLike | StreetGraph | None,
+                     vocab: PathLike | Vocabulary | None, features: FeatureStore | None,
+                     routes: Sequence[StreetViewRoute] | None, action_space: str, max_steps: int,
+                     max_instruction_length: int, reward: str, step_cost: float, stop_reward: float,
+                     include_features: bool, vocab_min_count: int) -> tuple[_Slots, FeatureStore]:
+    """The slots of a Touchdown env (arguments as ``TouchdownEnv``'s) and its feature store."""
+    world = TouchdownWorld.from_sources(data, graph, vocab, routes, max_instruction_length, vocab_min_count)
+    features = features if features is not None else SyntheticFeatures(views=DEFAULT_VIEWS)
+    slots = _Slots(world, num_slots, action_space, max_steps, reward, step_cost, stop_reward,
+                   features if include_features else None)
+    return slots, features
+
+
+class TouchdownEnv(SingleEpisodeEnv):
+    """One Touchdown or map2seq episode at a time (gymnasium API; ``valan.envs.batched.SingleEpisodeEnv``); see
+    the module docstring. Episode ids are route ids (``info["id"]``).
 
     Args:
         data: route file(s) in JSON lines (Touchdown or map2seq records); default the bundled Touchdown sample.
@@ -317,7 +336,7 @@ class TouchdownEnv(gym.Env):
         vocab_min_count: minimum token count when the vocabulary is built from ``data``.
     """
 
-    metadata = {"render_modes": []}
+    world: TouchdownWorld
 
     def __init__(self, data: PathLike | Sequence[PathLike] | None = None, graph: PathLike | StreetGraph | None = None,
                  vocab: PathLike | Vocabulary | None = None, features: FeatureStore | None = None,
@@ -325,65 +344,29 @@ class TouchdownEnv(gym.Env):
                  max_steps: int = TRAIN_MAX_STEPS, max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH,
                  reward: str = "progress", step_cost: float = 0.2, stop_reward: float = 1.0,
                  include_features: bool = False, vocab_min_count: int = 5):
-        self.world = TouchdownWorld.from_sources(data, graph, vocab, routes, max_instruction_length, vocab_min_count)
-        self.features = _features_or_default(features)
-        used = self.features if include_features else None
-        self._slots = _Slots(self.world, 1, action_space, max_steps, reward, step_cost, stop_reward, used)
-        self.observation_space = observation_space(self.world, max_steps, self._slots.num_actions, used)
-        self.action_space = spaces.Discrete(self._slots.num_actions)
-        self._ended: bool | None = None
+        super().__init__(*_touchdown_slots(1, data, graph, vocab, features, routes, action_space, max_steps,
+                                           max_instruction_length, reward, step_cost, stop_reward, include_features,
+                                           vocab_min_count))
 
     @property
     def graph(self) -> StreetGraph:
         return self.world.graph
 
-    def feature_table(self, store: FeatureStore | None = None) -> np.ndarray:
-        """``(num_panoramas, V, D)`` unrolled features in panorama index order (default: this env's store)."""
-        return self.world.feature_table(store or self.features)
 
-    def _observation(self) -> dict[str, np.ndarray]:
-        return {key: value[0, ...] for key, value in self._slots.observe().items()}
+class BatchedTouchdownEnv(BatchedEnv):
+    """``num_envs`` Touchdown or map2seq episodes stepped together for one actor, with automatic reset: the
+    contract of ``valan.envs.batched`` (``reset``, ``step``, ``active``, ``finished``, evaluation mode,
+    ``set_episode_pool``).
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Start ``options["episode_id"]`` (a route id) or, without it, a route drawn with the env's RNG."""
-        super().reset(seed=seed)
-        if options and "episode_id" in options:
-            episode = self.world.episode(options["episode_id"])
-        else:
-            episode = int(self.np_random.integers(len(self.world.routes)))
-        self._slots.start([0], [episode])
-        self._ended = False
-        return self._observation(), {"id": self.world.routes[episode].id}
-
-    def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        if self._ended is None:
-            raise RuntimeError("call reset() before step()")
-        if self._ended:
-            raise RuntimeError("the episode has ended; call reset()")
-        reward, self._ended = self._slots.act(0, int(action))
-        info = self._slots.summary(0) if self._ended else {"id": self.world.routes[int(self._slots.episode[0])].id}
-        return self._observation(), reward, self._ended, False, info
-
-
-class BatchedTouchdownEnv:
-    """``num_envs`` episodes stepped together for one actor, with automatic reset (the ``BatchedR2REnv``
-    conventions).
-
-    ``reset()`` returns ``(obs, infos)`` and ``step(actions)`` returns ``(obs, reward, done, infos)``; ``obs`` is a
-    dict of ``(num_envs, ...)`` arrays (keys and per-slot shapes as ``TouchdownEnv``), ``reward`` float32 and
-    ``done`` bool ``(num_envs,)``. When a slot's episode ends, ``done`` is True and its returned observation is
-    already the next episode's first one; ``infos["finished"]`` lists the ended episodes (dicts with ``slot``
-    and the fields of the module docstring). ``infos["active"]`` (also ``self.active``) marks running slots.
-
-    Episode order: training (``evaluation=False``) walks through seeded random permutations of the routes, a
-    fresh one each pass. Evaluation runs every route exactly once in file order; a slot with nothing left turns
-    inactive: its observation stays the last one, its actions are ignored, its reward is 0 and its ``done``
-    False. ``self.finished`` is True when every slot is inactive.
+    Observations have the keys of ``TouchdownEnv`` with a leading ``num_envs`` dimension; ``infos["finished"]``
+    lists the ended episodes (dicts with ``slot`` and the fields of the module docstring). Evaluation runs every
+    route exactly once in file order.
 
     Constructor arguments are those of ``TouchdownEnv`` plus ``num_envs``, ``evaluation`` and ``seed``;
     ``max_steps`` defaults to 50 with ``evaluation=True`` and 55 otherwise.
     """
+
+    world: TouchdownWorld
 
     def __init__(self, num_envs: int, data: PathLike | Sequence[PathLike] | None = None,
                  graph: PathLike | StreetGraph | None = None, vocab: PathLike | Vocabulary | None = None,
@@ -392,55 +375,12 @@ class BatchedTouchdownEnv:
                  max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH, reward: str = "progress",
                  step_cost: float = 0.2, stop_reward: float = 1.0, include_features: bool = False,
                  vocab_min_count: int = 5, evaluation: bool = False, seed: int = 0):
-        if num_envs < 1:
-            raise ValueError("num_envs must be at least 1")
         if max_steps is None:
             max_steps = EVAL_MAX_STEPS if evaluation else TRAIN_MAX_STEPS
-        self.world = TouchdownWorld.from_sources(data, graph, vocab, routes, max_instruction_length, vocab_min_count)
-        self.features = _features_or_default(features)
-        used = self.features if include_features else None
-        self.num_envs, self.evaluation = num_envs, evaluation
-        self._slots = _Slots(self.world, num_envs, action_space, max_steps, reward, step_cost, stop_reward, used)
-        self.single_observation_space = observation_space(self.world, max_steps, self._slots.num_actions, used)
-        self.single_action_space = spaces.Discrete(self._slots.num_actions)
-        self.active = np.zeros(num_envs, bool)
-        self._schedule = EpisodeSchedule(len(self.world.routes), evaluation, seed)
+        super().__init__(*_touchdown_slots(num_envs, data, graph, vocab, features, routes, action_space, max_steps,
+                                           max_instruction_length, reward, step_cost, stop_reward, include_features,
+                                           vocab_min_count), evaluation, seed)
 
     @property
     def graph(self) -> StreetGraph:
         return self.world.graph
-
-    @property
-    def finished(self) -> bool:
-        """No slot is running an episode (evaluation: every route has been run)."""
-        return not self.active.any()
-
-    def feature_table(self, store: FeatureStore | None = None) -> np.ndarray:
-        """``(num_panoramas, V, D)`` unrolled features in panorama index order (default: this env's store)."""
-        return self.world.feature_table(store or self.features)
-
-    def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Start over: training draws a new permutation (seeded by ``seed``, else the constructor's seed);
-        evaluation restarts from the first route."""
-        self._schedule.restart(seed)
-        episodes = self._schedule.take(self.num_envs).tolist()
-        self.active[:] = np.arange(self.num_envs) < len(episodes)
-        # Idle slots sit at the first route's start so that their (ignored) observations are valid.
-        self._slots.start(range(self.num_envs), episodes + [0] * (self.num_envs - len(episodes)))
-        return self._slots.observe(), {"active": self.active.copy(), "finished": []}
-
-    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, Any]]:
-        actions = np.asarray(actions, dtype=np.int64)
-        if actions.shape != (self.num_envs,):
-            raise ValueError(f"expected actions of shape ({self.num_envs},), got {actions.shape}")
-        reward = np.zeros(self.num_envs, np.float32)
-        done = np.zeros(self.num_envs, bool)
-        for s in np.flatnonzero(self.active):
-            reward[s], done[s] = self._slots.act(int(s), int(actions[s]))
-        ended = np.flatnonzero(done)
-        finished = [{"slot": int(s), **self._slots.summary(int(s))} for s in ended]
-        if len(ended):
-            episodes = self._schedule.take(len(ended)).tolist()
-            self._slots.start(ended[:len(episodes)], episodes)
-            self.active[ended[len(episodes):]] = False
-        return self._slots.observe(), reward, done, {"active": self.active.copy(), "finished": finished}
