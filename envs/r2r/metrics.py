@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from valan.envs.r2r.dataset import R2REpisode
+from valan.envs.predictions import check_one_per_episode
 from valan.envs.r2r.graph import Connectivity, ScanGraph
 from valan.errors import InputError
 
@@ -241,14 +242,8 @@ def evaluate_r2r(episodes: Sequence[R2REpisode], predictions: object, connectivi
         if not episode.has_reference:
             raise InputError("no reference path (a test split?): predictions on it cannot be scored",
                              source=data_source, record=f"instr_id {episode.instr_id}")
-    unknown = [i for i in trajectories if i not in known]
-    if unknown:
-        raise InputError(f"prediction for an instruction that is not in {data_source or 'the data'} "
-                         f"({len(unknown)} unknown)", source=predictions_source, record=f"instr_id {unknown[0]}")
-    missing = [e.instr_id for e in episodes if e.instr_id not in trajectories]
-    if missing:
-        raise InputError(f"no prediction for {len(missing)} of {len(episodes)} instructions of "
-                         f"{data_source or 'the data'}", source=predictions_source, record=f"instr_id {missing[0]}")
+    check_one_per_episode(trajectories, [e.instr_id for e in episodes], "instr_id", ("an instruction", "instructions"),
+                          predictions_source=predictions_source, data_source=data_source)
     per_episode = []
     for episode in episodes:
         graph = connectivity.graph(episode.scan)

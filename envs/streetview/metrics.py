@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from valan.envs.predictions import check_one_per_episode
 from valan.envs.streetview.dataset import StreetViewRoute
 from valan.envs.streetview.graph import UNREACHABLE, StreetGraph
 from valan.errors import InputError
@@ -133,15 +134,8 @@ def evaluate_streetview(routes: Sequence[StreetViewRoute], predictions: object, 
     trajectories = parse_predictions(predictions, predictions_source)
     if not routes:
         raise InputError("no routes to score", source=data_source)
-    known = {r.id for r in routes}
-    unknown = [i for i in trajectories if i not in known]
-    if unknown:
-        raise InputError(f"prediction for a route that is not in {data_source or 'the data'} "
-                         f"({len(unknown)} unknown)", source=predictions_source, record=f"id {unknown[0]}")
-    missing = [r.id for r in routes if r.id not in trajectories]
-    if missing:
-        raise InputError(f"no prediction for {len(missing)} of {len(routes)} routes of {data_source or 'the data'}",
-                         source=predictions_source, record=f"id {missing[0]}")
+    check_one_per_episode(trajectories, [r.id for r in routes], "id", ("a route", "routes"),
+                          predictions_source=predictions_source, data_source=data_source)
     per_episode = []
     for route in routes:
         for k, panoid in enumerate(route.route):
