@@ -1,6 +1,9 @@
 """Gymnasium environments for vision-and-language navigation (installed as ``valan.envs``).
 
 Importing this package registers ``valan/R2R-v0`` and ``valan/Touchdown-v0`` with gymnasium.
+
+``batched`` holds the contract every task's environments follow (and the bases that implement it); each task
+folder (``r2r``, ``streetview``) holds its graph, data, metrics and environment, importing in that order.
 """
 
 from gymnasium.envs.registration import register, registry

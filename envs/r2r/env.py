@@ -1,4 +1,5 @@
-"""The R2R navigation environment: gymnasium ``valan/R2R-v0`` and a batched form for actors.
+"""The R2R navigation environment: gymnasium ``valan/R2R-v0`` (``R2REnv``) and the batched form for actors
+(``BatchedR2REnv``, following the contract of ``valan.envs.batched``).
 
 The agent moves along the Matterport3D navigation graph. At each step it sees the viewpoints adjacent to its
 current one (its *candidates*) and either moves to one of them or stops.

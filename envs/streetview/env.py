@@ -1,4 +1,5 @@
-"""Touchdown / map2seq navigation on the StreetLearn graph: gymnasium ``valan/Touchdown-v0`` and a batched form.
+"""Touchdown / map2seq navigation on the StreetLearn graph: gymnasium ``valan/Touchdown-v0`` (``TouchdownEnv``) and
+the batched form for actors (``BatchedTouchdownEnv``, following the contract of ``valan.envs.batched``).
 
 The agent stands at a panorama with a heading (degrees clockwise from north) and follows a natural-language
 route description. Movement rules, the oracle and their edge cases (start heading, dead ends, ties) are

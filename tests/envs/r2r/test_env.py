@@ -332,7 +332,7 @@ def test_batched_matches_single_env_step_by_step(sample_train):
     batched = BatchedR2REnv(2, split_episodes=episodes, evaluation=True)
     single = R2REnv(split_episodes=episodes)
     obs_b, _ = batched.reset()
-    obs_s = [single.reset(options={"episode_id": ep.instr_id})[0] for ep in episodes[:1]]
+    single.reset(options={"episode_id": episodes[0].instr_id})
     rng = np.random.default_rng(3)
     for _ in range(4):
         action = _random_valid(rng, obs_b["candidate_mask"][0], allow_stop=False)
