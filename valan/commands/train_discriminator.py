@@ -10,28 +10,22 @@ run folder (:mod:`valan.learning.supervised`).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from valan.commands.supervised import add_run_arguments, load_run_config
 
 HELP = "train an instruction-path discriminator (ROC-AUC per negative type on validation splits)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="YAML config (default: the embedded configs/discriminator.yaml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override a config value, e.g. --set run.total_minutes=15 (repeatable)")
-    parser.add_argument("--out", default=None, help="run folder (default: the config's run.logdir)")
-    parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    add_run_arguments(parser, "discriminator.yaml", "run.total_minutes=15")
 
 
 def run(args: argparse.Namespace) -> int:
-    from valan.config import load_config
-    from valan.configs import config_path
     from valan.features.stores import SYNTHETIC_NOTE
     from valan.problems.discriminator.config import DiscriminatorConfig
     from valan.problems.discriminator.training import train
 
-    config = load_config(args.config or config_path("discriminator.yaml"), args.overrides, schema=DiscriminatorConfig)
-    out = Path(args.out or config.run.logdir)
+    config, out = load_run_config(args, "discriminator.yaml", DiscriminatorConfig)
     result = train(config, out, resume=args.resume)
     for split, scalars in result.metrics.items():
         print(f"{split} ROC-AUC: " + "  ".join(f"{name.split('/', 1)[1]} {value:.3f}" for name, value in scalars.items()

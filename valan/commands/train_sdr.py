@@ -9,29 +9,23 @@ scalars), TensorBoard scalars under ``tensorboard/``, and ``checkpoints/ckpt-<st
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from valan.commands.supervised import add_run_arguments, load_run_config
 
 HELP = "train LingUNet for Touchdown spatial description resolution (SDR)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="YAML config; None: the embedded configs/sdr.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override a config value, e.g. --set run.total_steps=1000 (repeatable)")
-    parser.add_argument("--out", default=None, help="run folder; None: the config's run.logdir")
+    add_run_arguments(parser, "sdr.yaml", "run.total_steps=1000")
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, ...")
-    parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
 
 
 def run(args: argparse.Namespace) -> int:
-    from valan.config import load_config
-    from valan.configs import config_path
     from valan.features.stores import SYNTHETIC_NOTE
     from valan.problems.sdr.config import SDRConfig
     from valan.problems.sdr.training import resolve_device, train
 
-    config = load_config(args.config or config_path("sdr.yaml"), args.overrides, schema=SDRConfig)
-    out = Path(args.out or config.run.logdir)
+    config, out = load_run_config(args, "sdr.yaml", SDRConfig)
     result = train(config, out, resolve_device(args.device), resume=args.resume)
     if "eval" in result.metrics:
         print(f"step {result.step}: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 from valan.config import require
 from valan.learning.supervised import SupervisedLearningConfig
-from valan.problems.discriminator.config import PairInputConfig, PairRunConfig
-from valan.problems.discriminator.negatives import NEGATIVE_TYPES, NegativeConfig, check_negative_types
-from valan.problems.r2r.config import R2RDataConfig
+from valan.problems.discriminator.config import PairInputConfig, PairRunConfig, PairTrainingConfig
+from valan.problems.discriminator.negatives import NEGATIVE_TYPES, check_negative_types
 
 TASKS = ("cma", "nvs")
 
@@ -45,12 +44,10 @@ def _arrival_pairs() -> PairInputConfig:
 
 
 @dataclass
-class AlignmentConfig:
+class AlignmentConfig(PairTrainingConfig):
     problem: str = "alignment"
-    data: R2RDataConfig = field(default_factory=R2RDataConfig)
     pairs: PairInputConfig = field(default_factory=_arrival_pairs)
     model: AlignmentModelConfig = field(default_factory=AlignmentModelConfig)
-    negatives: NegativeConfig = field(default_factory=NegativeConfig)
     learning: AlignmentLearningConfig = field(default_factory=AlignmentLearningConfig)
     run: PairRunConfig = field(default_factory=lambda: PairRunConfig(logdir="runs/alignment"))
 

@@ -62,12 +62,21 @@ class PairRunConfig(SupervisedRunConfig):
 
 
 @dataclass
-class DiscriminatorConfig:
-    problem: str = "discriminator"
+class PairTrainingConfig:
+    """The sections of every pair-level trainer (:class:`DiscriminatorConfig`, alignment pretraining's)."""
+
+    problem: str = ""
     data: R2RDataConfig = field(default_factory=R2RDataConfig)
     pairs: PairInputConfig = field(default_factory=PairInputConfig)
-    model: DiscriminatorModelConfig = field(default_factory=DiscriminatorModelConfig)
     negatives: NegativeConfig = field(default_factory=NegativeConfig)
+    learning: SupervisedLearningConfig = field(default_factory=SupervisedLearningConfig)
+    run: PairRunConfig = field(default_factory=PairRunConfig)
+
+
+@dataclass
+class DiscriminatorConfig(PairTrainingConfig):
+    problem: str = "discriminator"
+    model: DiscriminatorModelConfig = field(default_factory=DiscriminatorModelConfig)
     learning: DiscriminatorLearningConfig = field(default_factory=DiscriminatorLearningConfig)
     run: PairRunConfig = field(default_factory=lambda: PairRunConfig(logdir="runs/discriminator"))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -23,11 +23,11 @@ from valan.envs.r2r.graph import Connectivity
 from valan.errors import InputError
 from valan.features.stores import SYNTHETIC_NOTE, FeatureStore, open_feature_store
 from valan.learning.losses import focal_loss, weighted_bce
-from valan.learning.supervised import SupervisedLearningConfig, SupervisedResult, SupervisedTask, train_supervised
+from valan.learning.supervised import SupervisedResult, SupervisedTask, train_supervised
 from valan.problems.discriminator.config import (DiscriminatorConfig, DiscriminatorLearningConfig, PairInputConfig,
-                                                PairRunConfig)
+                                                PairTrainingConfig)
 from valan.problems.discriminator.metrics import roc_auc_by_kind
-from valan.problems.discriminator.negatives import NegativeConfig, NegativeSampler, Pair
+from valan.problems.discriminator.negatives import NegativeSampler, Pair
 from valan.problems.discriminator.pairs import PairEncoder, collate
 from valan.problems.r2r.config import R2RDataConfig
 from valan.text import Vocabulary
@@ -177,16 +177,6 @@ def load_episodes(data: R2RDataConfig, files: Sequence[str]) -> list[R2REpisode]
     for name in files:
         episodes.extend(load_r2r(data.resolve(name)))
     return episodes
-
-
-class PairTrainingConfig(Protocol):
-    """The sections a pair-level trainer reads (``DiscriminatorConfig``, ``AlignmentConfig``)."""
-
-    data: R2RDataConfig
-    pairs: PairInputConfig
-    negatives: NegativeConfig
-    learning: SupervisedLearningConfig
-    run: PairRunConfig
 
 
 @dataclass
