@@ -1,8 +1,7 @@
 """Training throughput in one run on the same model and data (default: the bundled R2R sample config):
 
-1. central inference (SEED RL, what ``valan train`` does): N actors step environments, the learner batches
-   their inference requests and trains on the unrolls it assembles; measured with the inference server's
-   batching thread behind a Ray *threaded* actor and behind a Ray *asyncio* actor;
+1. central inference (SEED RL, what ``valan train`` does): N actors step environments, the learner (a Ray
+   threaded actor) batches their inference requests and trains on the unrolls it assembles;
 2. per-actor local inference (the original VALAN / IMPALA design): every actor holds a model copy (and the
    feature table), pulls the learner's weights every unroll and ships whole unrolls to the learner;
 3. the learner's compute bound: in-process, no Ray, no environments: the acting forward pass (at the batch size
@@ -36,29 +35,13 @@ import torch
 from valan.problems.config import TrainConfig
 from valan.problems import load_train_config
 from valan.distributed.actor import EnvActor
-from valan.distributed.inference import InferenceServer, new_incarnation, stack_unrolls
+from valan.distributed.inference import InferenceServer, new_incarnation
 from valan.distributed.learner import Learner, load_snapshot, weights_snapshot
 from valan.distributed.driver import placement
 from valan.learning.losses import teacher_forcing_probability
 from valan.problems import Problem, get_problem
-from valan.learning.step import make_optimizer, to_tensors, train_step
-
-
-class AsyncioLearner(Learner):
-    """The learner behind a Ray asyncio actor: requests await the batching thread instead of blocking a thread."""
-
-    async def infer(self, actor_id, incarnation, obs, reward, done, first):
-        await _wait(self._ready)
-        if self._finished.is_set():
-            return None
-        return await self.server.infer_async(actor_id, incarnation, obs, reward, done, first)
-
-
-async def _wait(event) -> None:
-    import asyncio
-
-    while not event.is_set():
-        await asyncio.sleep(0.01)
+from valan.learning.step import make_optimizer, train_step
+from valan.learning.unroll import Unroll
 
 
 class LocalInferenceLearner(Learner):
@@ -68,7 +51,7 @@ class LocalInferenceLearner(Learner):
         with self._lock:
             return self.step, weights_snapshot(self.agent, self.eval_agent)
 
-    def put_unrolls(self, blocks: list[dict[str, Any]]) -> bool:
+    def put_unrolls(self, blocks: list[Unroll]) -> bool:
         """Queue the blocks (waiting while the queue is full); False once training is over."""
         for block in blocks:
             while not self._finished.is_set():
@@ -128,8 +111,8 @@ def _measure(learner: Any, warmup_s: float, window_s: float) -> float:
 
 def measure_ray(variant: str, problem: Problem, config: TrainConfig, warmup_s: float, window_s: float
                 ) -> dict[str, float]:
-    """Env steps/s of ``variant`` ("threads", "asyncio" or "local") with the config's actors; plus stats."""
-    learner_class = {"threads": Learner, "asyncio": AsyncioLearner, "local": LocalInferenceLearner}[variant]
+    """Env steps/s of ``variant`` ("threads": central inference, or "local") with the config's actors; plus stats."""
+    learner_class = {"threads": Learner, "local": LocalInferenceLearner}[variant]
     dist = config.distributed
     learner_options, actor_cpus = placement(ray.cluster_resources(), dist.num_actors, 0)
     with tempfile.TemporaryDirectory() as out:
@@ -173,7 +156,7 @@ def measure_compute_bound(problem: Problem, config: TrainConfig, acting_batch: i
         obs, _, done, _ = env.step(server.infer(0, "bench", obs, None, None, first))
         first = done
     server.close()
-    batch = to_tensors(stack_unrolls([unrolls.get()]))
+    batch = unrolls.get().to_tensors()
     acting_env = problem.make_env(config, "train", acting_batch, 1, evaluation=False)
     acting_obs = {k: torch.from_numpy(v)[None] for k, v in acting_env.reset()[0].items()}
     state = agent.initial_state(acting_batch)
@@ -252,9 +235,8 @@ def main() -> None:
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     results: dict[tuple[int, int], dict[str, dict[str, float]]] = {}
     try:
-        for i, (n, k) in enumerate(args.layouts):
-            variants = ("threads", "local", "asyncio") if i == 0 else ("threads", "local")
-            for variant in variants:
+        for n, k in args.layouts:
+            for variant in ("threads", "local"):
                 measured = measure_ray(variant, problem, layout_config(n, k), args.warmup, args.window)
                 results.setdefault((n, k), {})[variant] = measured
                 print(json.dumps({"layout": f"{n}x{k}", variant: measured}), flush=True)
@@ -267,17 +249,14 @@ def main() -> None:
         central, local = r["threads"]["env_steps_per_s"], r["local"]["env_steps_per_s"]
         batch = acting_batch(n, k)
         bound = (before[batch] + after[batch]) / 2
-        out = {"central_env_steps_per_s": round(central, 1), "local_env_steps_per_s": round(local, 1),
-               "compute_bound_env_steps_per_s": round(bound, 1),
-               "compute_bound_before_after": [round(before[batch], 1), round(after[batch], 1)],
-               "central_over_local": round(central / local, 3), "central_over_compute_bound": round(central / bound, 3),
-               "central_mean_inference_batch": round(r["threads"]["mean_batch_size"], 2),
-               "central_policy_lag": round(r["threads"]["policy_lag"], 2),
-               "local_policy_lag": round(r["local"]["policy_lag"], 2),
-               "num_actors": n, "envs_per_actor": k}
-        if "asyncio" in r:
-            out["central_asyncio_env_steps_per_s"] = round(r["asyncio"]["env_steps_per_s"], 1)
-        return out
+        return {"central_env_steps_per_s": round(central, 1), "local_env_steps_per_s": round(local, 1),
+                "compute_bound_env_steps_per_s": round(bound, 1),
+                "compute_bound_before_after": [round(before[batch], 1), round(after[batch], 1)],
+                "central_over_local": round(central / local, 3), "central_over_compute_bound": round(central / bound, 3),
+                "central_mean_inference_batch": round(r["threads"]["mean_batch_size"], 2),
+                "central_policy_lag": round(r["threads"]["policy_lag"], 2),
+                "local_policy_lag": round(r["local"]["policy_lag"], 2),
+                "num_actors": n, "envs_per_actor": k}
 
     agent = problem.make_agent(base, problem.feature_table(base))
     summary = {**summarize(*args.layouts[0]),

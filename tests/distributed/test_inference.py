@@ -13,7 +13,8 @@ from torch import nn
 
 from helpers.distributed_toy import ToyBatchedEnv
 from valan.agents.base import AgentOutput
-from valan.distributed.inference import InferenceServer, split_unroll, stack_unrolls
+from valan.distributed.inference import InferenceServer
+from valan.learning.unroll import Unroll
 
 NUM_ACTIONS = 6
 
@@ -175,38 +176,41 @@ def test_unrolls_have_t_plus_one_steps_overlapping_by_one(p_imitation):
     unrolls = drain(q)
     assert len(unrolls) == 3  # steps 0..3, 3..6, 6..9; the unroll from 9 is unfinished
     for n, unroll in enumerate(unrolls):
-        assert unroll["action"].shape == (T + 1, K)
-        assert unroll["behaviour_logits"].shape == (T + 1, K, NUM_ACTIONS)
+        assert isinstance(unroll, Unroll) and unroll.batch_size == K
+        assert unroll.action.shape == (T + 1, K)
+        assert unroll.behaviour_logits.shape == (T + 1, K, NUM_ACTIONS)
         for t in range(T + 1):
             seen = stream[n * T + t]
             for key in ("reward", "done", "first", "action"):
-                np.testing.assert_array_equal(unroll[key][t], seen[key], err_msg=f"unroll {n} step {t} {key}")
+                np.testing.assert_array_equal(getattr(unroll, key)[t], seen[key], err_msg=f"unroll {n} step {t} {key}")
             for key in seen["obs"]:
-                np.testing.assert_array_equal(unroll[key][t], seen["obs"][key])
-        np.testing.assert_array_equal(unroll["policy_version"], 7)
+                np.testing.assert_array_equal(unroll.observations[key][t], seen["obs"][key])
+        np.testing.assert_array_equal(unroll.policy_version, 7)
         # first = done after the first step of the stream; True at the actor's very first step.
-        np.testing.assert_array_equal(unroll["first"][1:], unroll["done"][1:])
+        np.testing.assert_array_equal(unroll.first[1:], unroll.done[1:])
         # initial_state = the count before step 0 (the counting agent's state), i.e. the behaviour logits'
         # count unless step 0 starts an episode.
-        (count,) = unroll["initial_state"]
-        expected = np.where(unroll["first"][0], 0, count[:, 0])
-        np.testing.assert_array_equal(unroll["behaviour_logits"][0].argmax(-1), np.minimum(expected, NUM_ACTIONS - 1))
+        (count,) = unroll.initial_state
+        expected = np.where(unroll.first[0], 0, count[:, 0])
+        np.testing.assert_array_equal(unroll.behaviour_logits[0].argmax(-1), np.minimum(expected, NUM_ACTIONS - 1))
         # Teacher-forced unrolls executed the oracle's actions at steps 0..T-1.
-        imitation = unroll["imitation"]
+        imitation = unroll.teacher_forced
         assert imitation.shape == (K,)
-        oracle = unroll["oracle_next_action"][:T]
-        assert (unroll["action"][:T][:, imitation] == oracle[:, imitation]).all()
+        oracle = unroll.observations["oracle_next_action"][:T]
+        assert (unroll.action[:T][:, imitation] == oracle[:, imitation]).all()
         if p_imitation == 1.0:
             assert imitation.all()
         if p_imitation == 0.0:
             assert not imitation.any()
     # Consecutive unrolls share their boundary step, and the next unroll's imitation flags chose that step's action.
     for a, b in zip(unrolls, unrolls[1:]):
-        for key in ("action", "reward", "first", "instruction"):
-            np.testing.assert_array_equal(a[key][-1], b[key][0])
-        np.testing.assert_array_equal(b["action"][0][b["imitation"]], b["oracle_next_action"][0][b["imitation"]])
+        for key in ("action", "reward", "first"):
+            np.testing.assert_array_equal(getattr(a, key)[-1], getattr(b, key)[0])
+        np.testing.assert_array_equal(a.observations["instruction"][-1], b.observations["instruction"][0])
+        forced = b.teacher_forced
+        np.testing.assert_array_equal(b.action[0][forced], b.observations["oracle_next_action"][0][forced])
     if p_imitation == 0.5:
-        flags = np.concatenate([u["imitation"] for u in unrolls])
+        flags = np.concatenate([u.teacher_forced for u in unrolls])
         assert 0 < flags.sum() < len(flags)
 
 
@@ -240,8 +244,8 @@ def test_retired_actor_unfinished_unroll_is_dropped_and_new_incarnation_starts_f
     stream = run_stream(server, ToyBatchedEnv(2, seed=1, evaluation=False), steps=5, incarnation="b")
     server.close()
     (unroll,) = drain(q)
-    assert unroll["first"][0].all()  # the new incarnation's unroll, from its fresh episodes
-    np.testing.assert_array_equal(unroll["action"], np.stack([s["action"] for s in stream]))
+    assert unroll.first[0].all()  # the new incarnation's unroll, from its fresh episodes
+    np.testing.assert_array_equal(unroll.action, np.stack([s["action"] for s in stream]))
 
 
 def test_stack_and_split_unrolls_round_trip():
@@ -251,10 +255,14 @@ def test_stack_and_split_unrolls_round_trip():
     run_stream(server, ToyBatchedEnv(2, seed=1, evaluation=False), steps=3, actor_id=1)
     server.close()
     a, b = drain(q)
-    both = stack_unrolls([a, b])
-    assert both["action"].shape == (3, 5) and both["imitation"].shape == (5,)
-    assert both["initial_state"][0].shape == (5, 1)
-    head, tail = split_unroll(both, 3)
-    np.testing.assert_array_equal(head["action"], a["action"])
-    np.testing.assert_array_equal(tail["instruction"], b["instruction"])
-    np.testing.assert_array_equal(tail["initial_state"][0], b["initial_state"][0])
+    both = Unroll.concatenate([a, b])
+    assert both.action.shape == (3, 5) and both.teacher_forced.shape == (5,) and both.batch_size == 5
+    assert both.initial_state[0].shape == (5, 1)
+    head, tail = both.split(3)
+    np.testing.assert_array_equal(head.action, a.action)
+    np.testing.assert_array_equal(tail.observations["instruction"], b.observations["instruction"])
+    np.testing.assert_array_equal(tail.initial_state[0], b.initial_state[0])
+    assert head.valid is None and tail.batch_size == 2
+    tensors = both.to_tensors()
+    assert isinstance(tensors.initial_state, tuple) and torch.equal(tensors.action, torch.as_tensor(both.action))
+    assert tensors.observations["instruction"].shape[:2] == (3, 5)

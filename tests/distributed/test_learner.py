@@ -10,6 +10,7 @@ from helpers import distributed_toy as toy
 from valan.checkpoint import save_checkpoint
 from valan.distributed.learner import Learner, load_snapshot, weights_snapshot
 from valan.errors import InputError
+from valan.learning.unroll import Unroll
 
 
 def make_learner(tmp_path, **kwargs) -> Learner:
@@ -69,11 +70,13 @@ def test_batches_of_b_unrolls_are_cut_from_blocks_of_k(tmp_path):
     learner = make_learner(tmp_path)  # B = 3 unrolls per batch, blocks of K = 2
     try:
         for value in range(3):  # three blocks of two unrolls: 6 unrolls -> two batches of 3
-            learner.queue.put({"action": np.full((3, 2), value), "imitation": np.zeros(2, bool),
-                               "initial_state": (np.full((2, 1), value),)})
+            steps = np.full((3, 2), value)
+            learner.queue.put(Unroll(observations={"x": steps}, reward=steps, done=steps, first=steps, action=steps,
+                                     behaviour_logits=steps[..., None], policy_version=steps,
+                                     teacher_forced=np.zeros(2, bool), initial_state=(np.full((2, 1), value),)))
         first, second = learner._next_batch(), learner._next_batch()
-        np.testing.assert_array_equal(first["action"][0], [0, 0, 1])
-        np.testing.assert_array_equal(second["action"][0], [1, 2, 2])
-        np.testing.assert_array_equal(second["initial_state"][0][:, 0], [1, 2, 2])
+        np.testing.assert_array_equal(first.action[0], [0, 0, 1])
+        np.testing.assert_array_equal(second.action[0], [1, 2, 2])
+        np.testing.assert_array_equal(second.initial_state[0][:, 0], [1, 2, 2])
     finally:
         learner.close()

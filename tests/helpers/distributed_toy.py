@@ -22,6 +22,7 @@ from torch import nn
 
 from valan.agents.base import AgentOutput, mask_logits
 from valan.problems.config import TrainConfig
+from valan.learning.unroll import Unroll
 from valan.problems import Problem
 
 DEPTH = 2
@@ -158,6 +159,7 @@ class ToyAgent(nn.Module):
 class ToyProblem(Problem):
     name = "toy"
     metric_names = ("sr",)
+    prediction_key = "instr_id"
 
     def make_env(self, config: TrainConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> ToyBatchedEnv:
         return ToyBatchedEnv(num_envs, seed, evaluation)
@@ -168,7 +170,7 @@ class ToyProblem(Problem):
     def make_agent(self, config: TrainConfig, feature_table=None) -> ToyAgent:
         return ToyAgent()
 
-    def loss(self, agent: torch.nn.Module, unroll: dict[str, Any], config: TrainConfig):
+    def loss(self, agent: torch.nn.Module, unroll: Unroll, config: TrainConfig):
         from valan.learning.losses import agent_loss
 
         return agent_loss(agent, unroll, config.learning)

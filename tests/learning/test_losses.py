@@ -10,20 +10,21 @@ import torch
 from valan.agents.base import MASKED_LOGIT
 from valan.learning.config import LearningConfig
 from valan.learning.losses import focal_loss, teacher_forcing_probability, unroll_loss, weighted_bce
+from valan.learning.unroll import Unroll
 
 M = MASKED_LOGIT
 
 
-def _unroll(T1: int, B: int, **fields) -> dict:
-    unroll = {
-        "oracle_next_action": torch.zeros(T1, B, dtype=torch.long),
-        "action": torch.zeros(T1, B, dtype=torch.long),
-        "reward": torch.zeros(T1, B),
-        "done": torch.zeros(T1, B, dtype=torch.bool),
-        "imitation": torch.zeros(B, dtype=torch.bool),
-    }
-    unroll.update(fields)
-    return unroll
+def _unroll(T1: int, B: int, oracle_next_action: torch.Tensor | None = None, **fields) -> Unroll:
+    """A tensor unroll of T1 steps and B slots: all zeros (no episode ends, on-policy) except ``fields``."""
+    defaults = dict(
+        observations={"oracle_next_action": torch.zeros(T1, B, dtype=torch.long) if oracle_next_action is None
+                      else oracle_next_action},
+        reward=torch.zeros(T1, B), done=torch.zeros(T1, B, dtype=torch.bool), first=torch.zeros(T1, B, dtype=torch.bool),
+        action=torch.zeros(T1, B, dtype=torch.long), behaviour_logits=torch.zeros(T1, B, 2),
+        policy_version=torch.zeros(T1, B, dtype=torch.long), teacher_forced=torch.zeros(B, dtype=torch.bool),
+        initial_state=())
+    return Unroll(**{**defaults, **fields})
 
 
 def test_imitation_cross_entropy_and_accuracy_by_hand():
@@ -53,7 +54,7 @@ def test_mixed_unrolls_split_between_imitation_and_vtrace_by_hand():
     values = torch.tensor([[0.0, 0.5], [0.0, 7.0]], requires_grad=True)
     unroll = _unroll(2, 2, oracle_next_action=torch.tensor([[1, 0], [0, 0]]), action=torch.tensor([[1, 1], [0, 0]]),
                      reward=torch.tensor([[0.0, 0.0], [0.0, 1.0]]), done=torch.tensor([[False, False], [True, True]]),
-                     behaviour_logits=torch.zeros(2, 2, 2), imitation=torch.tensor([True, False]))
+                     behaviour_logits=torch.zeros(2, 2, 2), teacher_forced=torch.tensor([True, False]))
     learning = LearningConfig(mode="mixed", baseline_cost=0.5, entropy_cost=0.01, gamma=0.9)
     loss, stats = unroll_loss(logits, values, unroll, learning)
     # Imitation column: CE = log 2. RL column: episode ends -> v_0 = r = 1, advantage = 1 - 0.5 = 0.5.

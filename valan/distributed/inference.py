@@ -7,34 +7,31 @@ is waiting in it (no other request can come), or once the oldest waiting request
 (a partial batch: some actors are slow, dead or not started yet). The recurrent state of every (actor, slot) lives here, so actors hold no model, no weights
 and no features.
 
-From the same stream the server assembles *unrolls* for the learner (SEED RL convention): ``T + 1`` steps,
-step 0 overlapping the previous unroll's last step, with per-step ``reward``/``done`` (the result of the
-action at ``t - 1``), ``first``, ``action``, ``behaviour_logits`` and ``policy_version``, plus per-slot
-``imitation`` flags (teacher-forced unroll: the executed actions were ``oracle_next_action``) and
-``initial_state`` (the agent state before step 0). The mode of an unroll is drawn when it starts, before its
-step-0 action is chosen, with probability ``p_imitation``.
+From the same stream the server assembles the learner's :class:`~valan.learning.unroll.Unroll` blocks (one block
+= the ``K`` slots of one actor, ``T + 1`` steps, step 0 overlapping the previous unroll's last step). Whether an
+unroll is teacher-forced (executes ``oracle_next_action`` instead of the sampled action) is drawn per slot when
+the unroll starts, before its step-0 action is chosen, with probability ``p_imitation``.
 
-Two front ends share this core: :meth:`InferenceServer.infer` blocks the calling thread (Ray threaded actor)
-and :meth:`InferenceServer.infer_async` awaits an ``asyncio`` future (Ray async actor). The model runs on a
-single batching thread either way.
+:meth:`InferenceServer.infer` blocks the calling thread (one thread per request in a Ray threaded actor) while
+the model runs on a single batching thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import queue
 import threading
 import time
 import uuid
 from collections import deque
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 
+from valan.learning.unroll import Step, Unroll
+
 Observation = dict[str, np.ndarray]
-Unroll = dict[str, Any]
 
 
 @dataclasses.dataclass
@@ -71,10 +68,7 @@ class _Request:
     actions: np.ndarray | None = None
     unrolls: list[Unroll] = dataclasses.field(default_factory=list)
     error: BaseException | None = None
-    # Exactly one of these wakes the caller.
-    event: threading.Event | None = None
-    future: asyncio.Future | None = None
-    loop: asyncio.AbstractEventLoop | None = None
+    event: threading.Event = dataclasses.field(default_factory=threading.Event)  # set once the batch ran
 
     @property
     def size(self) -> int:
@@ -87,43 +81,9 @@ class _SlotGroup:
 
     incarnation: str
     state: tuple[torch.Tensor, ...]
-    steps: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)
-    initial_state: tuple[torch.Tensor, ...] = ()
-    imitation: np.ndarray | None = None
-
-
-def stack_unrolls(unrolls: list[Unroll]) -> Unroll:
-    """Concatenate unroll blocks along the batch axis: per-step arrays ``(T+1, B, ...)``, ``imitation`` ``(B,)``,
-    ``initial_state`` a tuple of batch-first arrays."""
-    out: Unroll = {}
-    for key in unrolls[0]:
-        if key == "initial_state":
-            out[key] = tuple(np.concatenate(parts, axis=0) for parts in zip(*(u[key] for u in unrolls)))
-        elif key == "imitation":
-            out[key] = np.concatenate([u[key] for u in unrolls], axis=0)
-        else:
-            out[key] = np.concatenate([u[key] for u in unrolls], axis=1)
-    return out
-
-
-def split_unroll(unroll: Unroll, size: int) -> tuple[Unroll, Unroll]:
-    """Split an unroll block into its first ``size`` slots and the rest."""
-    head: Unroll = {}
-    tail: Unroll = {}
-    for key, value in unroll.items():
-        if key == "initial_state":
-            head[key] = tuple(v[:size] for v in value)
-            tail[key] = tuple(v[size:] for v in value)
-        elif key == "imitation":
-            head[key], tail[key] = value[:size], value[size:]
-        else:
-            head[key], tail[key] = value[:, :size], value[:, size:]
-    return head, tail
-
-
-def unroll_batch_size(unroll: Unroll) -> int:
-    """Number of unrolls (env slots) in an unroll block."""
-    return len(unroll["imitation"])
+    steps: list[Step] = dataclasses.field(default_factory=list)
+    initial_state: tuple[np.ndarray, ...] = ()
+    teacher_forced: np.ndarray | None = None
 
 
 class InferenceServer:
@@ -136,7 +96,8 @@ class InferenceServer:
             when the queue is full, which blocks the actor whose request completed the unroll (backpressure).
         max_batch: env slots per forward pass at most (a single request larger than this runs alone).
         max_wait_ms: a partial batch runs once its oldest request has waited this long, milliseconds.
-        p_imitation: probability that an unroll is teacher-forced (executes ``oracle_next_action``).
+        p_imitation: probability that an unroll is teacher-forced (executes the observations'
+            ``oracle_next_action``).
         device: where the model and states live.
         policy_version: callable returning the current policy version (learner steps).
         seed: seeds action sampling and the imitation draws.
@@ -145,7 +106,7 @@ class InferenceServer:
     def __init__(self, agent: torch.nn.Module, unroll_length: int, unroll_queue: queue.Queue,
                  max_batch: int, max_wait_ms: float, p_imitation: float = 0.0,
                  device: torch.device | str = "cpu", policy_version: Callable[[], int] = lambda: 0,
-                 seed: int = 0, oracle_key: str = "oracle_next_action"):
+                 seed: int = 0):
         if unroll_length < 1:
             raise ValueError(f"unroll_length must be >= 1, got {unroll_length}")
         if max_batch < 1:
@@ -161,7 +122,6 @@ class InferenceServer:
         self.p_imitation = p_imitation
         self.device = torch.device(device)
         self.policy_version = policy_version
-        self.oracle_key = oracle_key
         self._rng = np.random.default_rng(seed)
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(seed)
@@ -177,7 +137,7 @@ class InferenceServer:
         self._thread = threading.Thread(target=self._batching_loop, name="inference-batcher", daemon=True)
         self._thread.start()
 
-    # ----------------------------------------------------------------------------------------- front ends
+    # ---------------------------------------------------------------------------------------- inference
     def infer(self, actor_id: int, incarnation: str, obs: Observation, reward: np.ndarray, done: np.ndarray,
               first: np.ndarray, evaluation: bool = False) -> np.ndarray:
         """Actions ``(K,)`` int64 for one actor's ``K`` slots; blocks the calling thread until its batch ran.
@@ -186,25 +146,22 @@ class InferenceServer:
         those slots is reset). ``evaluation=True`` acts greedily with the evaluation snapshot and records no
         unrolls.
         """
-        request = self._make_request(actor_id, incarnation, obs, reward, done, first, evaluation)
-        request.event = threading.Event()
-        self._submit(request)
+        first = np.asarray(first, dtype=bool)
+        k = len(first)
+        reward = np.zeros(k, np.float32) if reward is None else np.asarray(reward, dtype=np.float32)
+        done = np.zeros(k, bool) if done is None else np.asarray(done, dtype=bool)
+        request = _Request(int(actor_id), str(incarnation), obs, reward, done, first, bool(evaluation))
+        with self._cond:
+            if self._stop.is_set():
+                raise RuntimeError("inference server is closed")
+            self._pending.append(request)
+            self._cond.notify_all()
         request.event.wait()
-        return self._finish(request)
-
-    async def infer_async(self, actor_id: int, incarnation: str, obs: Observation, reward: np.ndarray,
-                          done: np.ndarray, first: np.ndarray, evaluation: bool = False) -> np.ndarray:
-        """:meth:`infer` for an ``asyncio`` caller: awaits the batch instead of blocking a thread."""
-        request = self._make_request(actor_id, incarnation, obs, reward, done, first, evaluation)
-        request.loop = asyncio.get_running_loop()
-        request.future = request.loop.create_future()
-        self._submit(request)
-        await request.future
-        if request.unrolls:
-            # Backpressure without blocking the event loop: wait for queue room in a worker thread.
-            await request.loop.run_in_executor(None, self._enqueue, request.actor_id, request.unrolls)
-            request.unrolls = []
-        return self._finish(request)
+        if request.error is not None:
+            raise request.error
+        if request.unrolls:  # blocks while the unroll queue is full (backpressure)
+            self._enqueue(request.actor_id, request.unrolls)
+        return request.actions
 
     # ------------------------------------------------------------------------------------------- control
     def retire(self, actor_id: int) -> None:
@@ -241,28 +198,6 @@ class InferenceServer:
         self._thread.join(timeout=10)
 
     # ------------------------------------------------------------------------------------------ internals
-    @staticmethod
-    def _make_request(actor_id, incarnation, obs, reward, done, first, evaluation) -> _Request:
-        first = np.asarray(first, dtype=bool)
-        k = len(first)
-        reward = np.zeros(k, np.float32) if reward is None else np.asarray(reward, dtype=np.float32)
-        done = np.zeros(k, bool) if done is None else np.asarray(done, dtype=bool)
-        return _Request(int(actor_id), str(incarnation), obs, reward, done, first, bool(evaluation))
-
-    def _submit(self, request: _Request) -> None:
-        with self._cond:
-            if self._stop.is_set():
-                raise RuntimeError("inference server is closed")
-            self._pending.append(request)
-            self._cond.notify_all()
-
-    def _finish(self, request: _Request) -> np.ndarray:
-        if request.error is not None:
-            raise request.error
-        if request.unrolls:
-            self._enqueue(request.actor_id, request.unrolls)
-        return request.actions
-
     def _enqueue(self, actor_id: int, unrolls: list[Unroll]) -> None:
         for unroll in unrolls:
             try:
@@ -338,18 +273,12 @@ class InferenceServer:
             with self._cond:
                 self._stats.forward_s += time.monotonic() - start
             for r in batch:
-                if r.event is not None:
-                    r.event.set()
-                else:
-                    r.loop.call_soon_threadsafe(_resolve, r.future)
+                r.event.set()
         with self._cond:
             stranded, self._pending = list(self._pending), deque()
         for r in stranded:
             r.error = RuntimeError("inference server closed")
-            if r.event is not None:
-                r.event.set()
-            else:
-                r.loop.call_soon_threadsafe(_resolve, r.future)
+            r.event.set()
 
     def _group(self, request: _Request) -> _SlotGroup | None:
         """The slot group of a request's actor; a new incarnation replaces the old one (fresh episodes)."""
@@ -405,41 +334,28 @@ class InferenceServer:
 
     def _record(self, r: _Request, g: _SlotGroup, state_before: tuple[torch.Tensor, ...], sampled: np.ndarray,
                 logits: np.ndarray, version: int) -> np.ndarray:
-        """Choose the executed actions (teacher forcing where imitation) and append the step to the unroll."""
+        """Choose the executed actions (the oracle's in teacher-forced slots) and append the step to the unroll."""
         starts_unroll = len(g.steps) in (0, self.unroll_length)
         if starts_unroll:
             # The mode of the next unroll governs this step's action (its step 0 / the overlap step).
-            imitation = self._rng.random(r.size) < self.p_imitation
+            teacher_forced = self._rng.random(r.size) < self.p_imitation
         else:
-            imitation = g.imitation
+            teacher_forced = g.teacher_forced
         actions = sampled
-        if imitation.any():
-            actions = np.where(imitation, np.asarray(r.obs[self.oracle_key], dtype=np.int64), sampled)
-        step = dict(r.obs)
-        step.update(reward=r.reward, done=r.done, first=r.first, action=actions, behaviour_logits=logits,
-                    policy_version=np.full(r.size, version, np.int64))
+        if teacher_forced.any():
+            actions = np.where(teacher_forced, np.asarray(r.obs["oracle_next_action"], dtype=np.int64), sampled)
+        step = Step(observations=r.obs, reward=r.reward, done=r.done, first=r.first, action=actions,
+                    behaviour_logits=logits, policy_version=np.full(r.size, version, np.int64))
         if len(g.steps) == self.unroll_length:
             g.steps.append(step)
-            r.unrolls.append(self._emit(g))
+            r.unrolls.append(Unroll.from_steps(g.steps, g.teacher_forced.copy(), g.initial_state))
         if starts_unroll:
             g.steps = [step]
             g.initial_state = tuple(s.detach().cpu().numpy() for s in state_before)
-            g.imitation = imitation
+            g.teacher_forced = teacher_forced
         else:
             g.steps.append(step)
         return actions
-
-    @staticmethod
-    def _emit(g: _SlotGroup) -> Unroll:
-        unroll: Unroll = {key: np.stack([s[key] for s in g.steps]) for key in g.steps[0]}
-        unroll["imitation"] = g.imitation.copy()
-        unroll["initial_state"] = g.initial_state
-        return unroll
-
-
-def _resolve(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def new_incarnation() -> str:

@@ -29,11 +29,12 @@ import torch
 from valan.checkpoint import CheckpointManager, load_checkpoint
 from valan.problems.config import TrainConfig
 from valan.config import save_config, to_dict
-from valan.distributed.inference import InferenceServer, Unroll, split_unroll, stack_unrolls, unroll_batch_size
+from valan.distributed.inference import InferenceServer
 from valan.errors import InputError
 from valan.learning.losses import teacher_forcing_probability
+from valan.learning.step import make_optimizer, train_step
+from valan.learning.unroll import Unroll
 from valan.problems import Problem
-from valan.learning.step import make_optimizer, to_tensors, train_step
 
 LOG_EVERY_S = 5.0  # seconds between TensorBoard scalar writes
 
@@ -193,7 +194,7 @@ class Learner:
         blocks, size = [], 0
         if self._leftover is not None:
             blocks.append(self._leftover)
-            size += unroll_batch_size(self._leftover)
+            size += self._leftover.batch_size
             self._leftover = None
         while size < self.batch_size:
             try:
@@ -203,10 +204,10 @@ class Learner:
                     return None
                 continue
             blocks.append(block)
-            size += unroll_batch_size(block)
-        batch = stack_unrolls(blocks) if len(blocks) > 1 else blocks[0]
+            size += block.batch_size
+        batch = Unroll.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         if size > self.batch_size:
-            batch, self._leftover = split_unroll(batch, self.batch_size)
+            batch, self._leftover = batch.split(self.batch_size)
         return batch
 
     def _budget_reached(self, started: float) -> bool:
@@ -223,10 +224,9 @@ class Learner:
                 batch = self._next_batch()
                 if batch is None:
                     break
-                lag = float(np.mean(self.step - batch["policy_version"][:-1]))
-                unroll = to_tensors(batch, self.device)
+                lag = float(np.mean(self.step - batch.policy_version[:-1]))
                 self.agent.train()
-                stats = train_step(self.agent, self.optimizer, unroll, self.config, self.step,
+                stats = train_step(self.agent, self.optimizer, batch.to_tensors(self.device), self.config, self.step,
                                    loss_fn=self.problem.loss)
                 with self._lock:
                     self.step += 1

@@ -1,10 +1,9 @@
 """Losses: V-trace actor-critic and imitation on SEED-RL unrolls, and binary losses for discriminators.
 
-Unroll convention (SEED RL): per-step tensors have leading dims ``(T + 1, B)``; step 0 overlaps the previous
-unroll's last step. ``action[t]`` and ``behaviour_logits[t]`` come from ``obs[t]``; ``reward[t]`` and ``done[t]``
-are the results of the action at ``t - 1``. The agent runs over all ``T + 1`` steps; steps ``0 .. T - 1`` are
-learned from (action ``t`` earns ``reward[t + 1]``, its episode ended when ``done[t + 1]``) and step ``T`` only
-provides the bootstrap value (it is step 0, and learned from, in the next unroll).
+On an :class:`~valan.learning.unroll.Unroll` (leading dims ``(T + 1, B)``, step 0 overlapping the previous unroll's
+last step) the agent runs over all ``T + 1`` steps; steps ``0 .. T - 1`` are learned from (action ``t`` earns
+``reward[t + 1]``, its episode ended when ``done[t + 1]``) and step ``T`` only provides the bootstrap value (it is
+step 0, and learned from, in the next unroll).
 
 Which steps learn from what (``learning.mode``):
 
@@ -12,23 +11,22 @@ Which steps learn from what (``learning.mode``):
 - ``"imitation"`` (teacher forcing: the actors execute ``oracle_next_action``) and ``"student_forcing"``
   (the actors sample the policy, except in a ``p_imitation`` share of teacher-forced unrolls; 0 = pure student
   forcing): cross-entropy to ``oracle_next_action`` on every step.
-- ``"mixed"``: per unroll, imitation where ``unroll["imitation"]`` (the unroll was teacher-forced), V-trace
-  elsewhere. Teacher-forced unrolls are not used for V-trace: their actions are not the behaviour policy's.
+- ``"mixed"``: per unroll, imitation where ``unroll.teacher_forced``, V-trace elsewhere. Teacher-forced unrolls
+  are not used for V-trace: their actions are not the behaviour policy's.
 
 Every term is a sum over its steps divided by the number of valid steps in the batch, so in mixed mode each
-loss weighs in proportion to its share of the batch. An optional bool ``valid`` ``(T + 1, B)`` excludes
-padding steps; steps whose oracle label is a masked action are excluded from imitation.
+loss weighs in proportion to its share of the batch. The unroll's optional ``valid`` mask excludes padding steps;
+steps whose oracle label is a masked action are excluded from imitation.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from valan.agents.base import MASKED_LOGIT
-from valan.config import LearningConfig
+from valan.learning.config import LearningConfig
+from valan.learning.unroll import Unroll
 from valan.learning.vtrace import vtrace_from_importance_weights
 
 
@@ -49,21 +47,22 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_p.exp() * log_p).sum(-1)
 
 
-def _learning_masks(unroll: dict[str, Any], mode: str, shape: torch.Size, device: torch.device
+def _learning_masks(unroll: Unroll, mode: str, shape: torch.Size, device: torch.device
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Bool ``(T, B)`` masks: valid steps, steps learned by imitation, steps learned by V-trace."""
-    valid = unroll["valid"][:-1].bool() if "valid" in unroll else torch.ones(shape, dtype=torch.bool, device=device)
+    valid = (torch.ones(shape, dtype=torch.bool, device=device) if unroll.valid is None
+             else unroll.valid[:-1].bool())
     if mode in ("imitation", "student_forcing"):
         return valid, valid, torch.zeros_like(valid)
     if mode == "rl":
         return valid, torch.zeros_like(valid), valid
     if mode == "mixed":
-        teacher_forced = unroll["imitation"].bool().to(device).unsqueeze(0)
+        teacher_forced = unroll.teacher_forced.bool().to(device).unsqueeze(0)
         return valid, valid & teacher_forced, valid & ~teacher_forced
     raise ValueError(f"unknown learning mode {mode!r}")
 
 
-def unroll_loss(logits: torch.Tensor, values: torch.Tensor, unroll: dict[str, Any], learning: LearningConfig
+def unroll_loss(logits: torch.Tensor, values: torch.Tensor, unroll: Unroll, learning: LearningConfig
                 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Scalar loss and float statistics from the agent's ``logits`` ``(T+1, B, A)`` and ``values`` ``(T+1, B)``
     over ``unroll`` (see the module docstring for the convention and the modes)."""
@@ -74,7 +73,7 @@ def unroll_loss(logits: torch.Tensor, values: torch.Tensor, unroll: dict[str, An
     stats: dict[str, float] = {}
 
     imitation_loss = zero
-    labels = unroll["oracle_next_action"][:-1].long()
+    labels = unroll.observations["oracle_next_action"][:-1].long()
     label_allowed = step_logits.detach().gather(-1, labels.unsqueeze(-1)).squeeze(-1) > MASKED_LOGIT / 2
     imitation = imitation & label_allowed
     if imitation.any():
@@ -88,13 +87,13 @@ def unroll_loss(logits: torch.Tensor, values: torch.Tensor, unroll: dict[str, An
     policy_loss = baseline_loss = entropy_term = zero
     step_entropy = entropy(step_logits)
     if rl.any():
-        actions = unroll["action"][:-1].long()
+        actions = unroll.action[:-1].long()
         target_log_probs = action_log_probs(step_logits, actions)
-        behaviour_log_probs = action_log_probs(unroll["behaviour_logits"][:-1].float(), actions)
-        discounts = learning.gamma * (~unroll["done"][1:].bool()).float()
+        behaviour_log_probs = action_log_probs(unroll.behaviour_logits[:-1].float(), actions)
+        discounts = learning.gamma * (~unroll.done[1:].bool()).float()
         vtrace = vtrace_from_importance_weights(
             log_rhos=target_log_probs.detach() - behaviour_log_probs, discounts=discounts,
-            rewards=unroll["reward"][1:].float(), values=step_values.detach(), bootstrap_value=values[-1].detach(),
+            rewards=unroll.reward[1:].float(), values=step_values.detach(), bootstrap_value=values[-1].detach(),
             rho_bar=learning.rho_bar, c_bar=learning.c_bar, pg_rho_bar=learning.pg_rho_bar)
         policy_loss = -(target_log_probs * vtrace.pg_advantages * rl).sum() / num_steps
         baseline_loss = 0.5 * ((vtrace.vs - step_values).pow(2) * rl).sum() / num_steps
@@ -116,10 +115,10 @@ def unroll_loss(logits: torch.Tensor, values: torch.Tensor, unroll: dict[str, An
     return loss, stats
 
 
-def agent_loss(agent: torch.nn.Module, unroll: dict[str, Any], learning: LearningConfig
+def agent_loss(agent: torch.nn.Module, unroll: Unroll, learning: LearningConfig
                ) -> tuple[torch.Tensor, dict[str, float]]:
     """Run ``agent`` over the ``T + 1`` steps of a tensor ``unroll`` from its ``initial_state``; :func:`unroll_loss`."""
-    output, _ = agent(unroll, tuple(unroll["initial_state"]), unroll["first"].bool())
+    output, _ = agent(unroll.observations, unroll.initial_state, unroll.first.bool())
     return unroll_loss(output.logits, output.values, unroll, learning)
 
 

@@ -13,7 +13,8 @@ import torch
 from valan.config import apply_overrides
 from valan.problems import load_train_config
 from valan.problems import get_problem
-from valan.learning.step import learning_rate, make_optimizer, to_tensors, train_step
+from valan.learning.step import learning_rate, make_optimizer, train_step
+from valan.learning.unroll import Step, Unroll
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +37,7 @@ class Rollout:
         self.state = agent.initial_state(n)
         self.last_step, self.last_state = None, None
 
-    def unroll(self, teacher_forced: bool) -> dict:
+    def unroll(self, teacher_forced: bool) -> Unroll:
         steps = [self.last_step] if self.last_step is not None else []
         initial_state = self.last_state if self.last_step is not None else self.state
         while len(steps) < self.T + 1:
@@ -46,16 +47,14 @@ class Rollout:
             logits = out.logits[0]
             action = (self.obs["oracle_next_action"] if teacher_forced
                       else torch.distributions.Categorical(logits=logits).sample().numpy())
-            steps.append({**self.obs, "reward": self.reward, "done": self.done, "first": self.first,
-                          "action": action, "behaviour_logits": logits.numpy()})
+            steps.append(Step(self.obs, self.reward, self.done, self.first, action, logits.numpy(),
+                              policy_version=np.zeros(len(action), np.int64)))
             self.last_state, self.state = self.state, new_state
             self.obs, self.reward, self.done, _ = self.env.step(action)
             self.first = self.done
         self.last_step = steps[-1]
-        unroll = {k: np.stack([s[k] for s in steps]) for k in steps[0]}
-        unroll["imitation"] = np.full(self.env.num_envs, teacher_forced)
-        unroll["initial_state"] = initial_state
-        return to_tensors(unroll)
+        teacher = np.full(self.env.num_envs, teacher_forced)
+        return Unroll.from_steps(steps, teacher, tuple(s.numpy() for s in initial_state)).to_tensors()
 
 
 def oracle_action_accuracy(problem, config, agent, split: str) -> tuple[float, float]:
@@ -89,7 +88,7 @@ def test_teacher_forced_imitation_learns_to_follow_sample_instructions():
     before, chance = oracle_action_accuracy(problem, config, agent, "val_seen")
 
     rollout = Rollout(problem.make_env(config, "train", 16, seed=0, evaluation=False), agent, 12)
-    losses = [train_step(agent, optimizer, rollout.unroll(teacher_forced=True), config, step)["loss"]
+    losses = [train_step(agent, optimizer, rollout.unroll(teacher_forced=True), config, step, problem.loss)["loss"]
               for step in range(60)]
     after, _ = oracle_action_accuracy(problem, config, agent, "val_seen")
 
@@ -113,7 +112,7 @@ def test_train_step_clips_the_gradient_norm():
     optimizer = torch.optim.SGD(agent.parameters(), lr=1.0)
     unroll = Rollout(problem.make_env(config, "train", 4, seed=0, evaluation=False), agent, 4).unroll(True)
     before = torch.cat([p.detach().flatten().clone() for p in agent.parameters()])
-    stats = train_step(agent, optimizer, unroll, config, step=0)
+    stats = train_step(agent, optimizer, unroll, config, step=0, loss_fn=problem.loss)
     after = torch.cat([p.detach().flatten() for p in agent.parameters()])
     assert stats["grad_norm"] > 1e-3  # unclipped norm is reported
     assert (after - before).norm().item() == pytest.approx(1e-3, rel=1e-3)  # SGD step of lr * clipped gradient
