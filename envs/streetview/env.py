@@ -37,9 +37,9 @@ Observations are dicts of fixed-shape numpy arrays:
 - with ``include_features=True`` only: ``features`` float32 (V, D) of the panorama, rolled so that the view
   nearest the heading is at position ``V // 2``.
 
-Finished episodes report ``id`` (the route id; also as ``instr_id`` for code shared with R2R), ``trajectory``
-(panorama ids, consecutive duplicates removed: the prediction format of ``valan evaluate streetview``),
-``return``, ``steps``, ``task_completion`` and ``spd`` (hops from the final panorama to the goal).
+Finished episodes report ``id`` (the route id), ``trajectory`` (panorama ids, consecutive duplicates removed:
+the prediction format of ``valan evaluate streetview``), ``return``, ``steps``, ``task_completion`` and ``spd``
+(hops from the final panorama to the goal).
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ class _Slots:
             e, node = int(self.episode[slot]), int(self.node[slot])
             goal = self.world.route_nodes[e][-1]
             route_id = self.world.routes[e].id
-            out.append({"id": route_id, "instr_id": route_id, "trajectory": [g.panoids[i] for i in self.path[slot]],
+            out.append({"id": route_id, "trajectory": [g.panoids[i] for i in self.path[slot]],
                         "return": float(self.returns[slot]), "steps": int(self.time[slot]),
                         "task_completion": task_completion(g, node, goal), "spd": g.hops(node, goal)})
         return out

@@ -159,3 +159,14 @@ def test_console_entry_point_exit_status(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("valan: error: ") and "bad.json" in proc.stderr
+
+
+def test_checkpoint_of_another_problem_is_refused(capsys, tmp_path):
+    from valan.checkpoint import save_checkpoint
+    from valan.config import to_dict
+    from valan.problems.streetview.config import TouchdownConfig
+
+    save_checkpoint(tmp_path / "touchdown.pt", {"model": {}, "config": to_dict(TouchdownConfig()),
+                                                "problem": "touchdown"})
+    assert_one_line_error(capsys, ["--checkpoint", tmp_path / "touchdown.pt"],
+                          "touchdown.pt", "a 'touchdown' checkpoint, not an R2R one")

@@ -61,10 +61,13 @@ def run(args: argparse.Namespace) -> int:
     if args.baseline is not None:
         return score_baselines(args)
     if args.checkpoint is not None:
-        from valan.distributed.evaluation import checkpoint_episodes, leaderboard_predictions
+        from valan.distributed.evaluation import TrainedCheckpoint
         from valan.io import write_json
 
-        predictions = leaderboard_predictions(checkpoint_episodes(args.checkpoint, args.data, args.connectivity))
+        trained = TrainedCheckpoint.load(args.checkpoint)
+        if trained.problem.name != "r2r":
+            raise InputError(f"a {trained.problem.name!r} checkpoint, not an R2R one", source=trained.source)
+        predictions = trained.predictions(args.data, args.connectivity)
         status = score_predictions(args, predictions, source=str(args.checkpoint))
         if args.save_predictions is not None:
             write_json(args.save_predictions, predictions, indent=None)

@@ -1,9 +1,9 @@
 """``valan evaluate streetview``: Touchdown metrics (task completion, SPD, SED) of predictions or a trained agent.
 
-Predictions: ``[{"id": ..., "trajectory": [panoid, ...]}]`` with ``id`` the route's ``route_id`` (Touchdown) or
-``id`` (map2seq); the key may also be named ``route_id`` (or ``instr_id``, as in ``valan train``'s
-predictions). Exactly one prediction per route of ``--data``; each trajectory starts at the route's start and
-moves along links. Definitions: ``valan.envs.streetview.metrics``.
+Predictions: ``[{"route_id": ..., "trajectory": [panoid, ...]}]`` (Touchdown) or ``[{"id": ..., "trajectory":
+[...]}]`` (map2seq), as ``valan train`` writes them; either key names the route's id. Exactly one prediction per
+route of ``--data``; each trajectory starts at the route's start and moves along links. Definitions:
+``valan.envs.streetview.metrics``.
 
 ``--checkpoint`` runs a trained Touchdown or map2seq agent (``valan train``) greedily on every route of
 ``--data`` instead (evaluation step limit: the config's ``env.eval_max_steps``).
@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder with nodes.txt and links.txt (here: the bundled sub-graph)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--predictions", type=Path,
-                        help='predictions JSON: [{"id": ..., "trajectory": [panoid, ...]}], one per route of --data')
+                        help='predictions JSON: [{"route_id" or "id": ..., "trajectory": [panoid, ...]}], one per '
+                             'route of --data')
     source.add_argument("--checkpoint", type=Path,
                         help="a checkpoint of `valan train` with problem touchdown or map2seq: run the agent greedily")
     parser.add_argument("--json", action="store_true",
@@ -45,9 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from valan.io import read_json
 
     if args.checkpoint is not None:
-        from valan.problems.streetview.problem import checkpoint_predictions
+        from valan.distributed.evaluation import TrainedCheckpoint
 
-        predictions = checkpoint_predictions(args.checkpoint, args.data, args.graph)
+        trained = TrainedCheckpoint.load(args.checkpoint)
+        if trained.problem.name not in ("touchdown", "map2seq"):
+            raise InputError(f"a {trained.problem.name!r} checkpoint, not a Touchdown or map2seq one",
+                             source=trained.source)
+        predictions = trained.predictions(args.data, args.graph)
         return score_predictions(args, predictions, source=f"{args.checkpoint} (agent run)")
     if args.predictions is None:
         raise InputError("nothing to score: give --predictions FILE or --checkpoint CKPT")

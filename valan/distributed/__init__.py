@@ -1,1 +1,2 @@
-"""SEED-RL-style distributed training on Ray: learner, inference server, actors, evaluation."""
+"""SEED-RL-style distributed training on Ray: the driver (``driver``: placement, supervision, evaluations), the
+learner, its inference server, the actors and evaluation (also of a checkpoint, in process)."""

@@ -67,7 +67,7 @@ class EnvActor:
     def evaluate(self, split: str) -> list[dict[str, Any]]:
         """Run the learner's evaluation snapshot greedily over every episode of ``split`` exactly once.
 
-        Returns one record per episode, as the environment reported it (``instr_id``, ``trajectory``, ...).
+        Returns one record per episode, as the environment reported it (id, ``trajectory``, ...).
         """
         import ray
 

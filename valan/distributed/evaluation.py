@@ -5,32 +5,42 @@ one actor per split, splits spread over the eval actors). The :class:`EvalAggreg
 the problem's metrics and writes, under ``<out>/eval``:
 
 - ``metrics.jsonl``: one line per (evaluation, split): ``split``, ``step``, ``env_steps`` and the metrics;
-- ``<split>/predictions-<step>.json``: the predictions in leaderboard format
-  (``[{"instr_id": ..., "trajectory": [[viewpoint, heading, elevation], ...]}]``);
+- ``<split>/predictions-<step>.json``: the predictions in the task's leaderboard format
+  (:meth:`Problem.prediction <valan.problems.Problem.prediction>`: R2R
+  ``[{"instr_id": ..., "trajectory": [[viewpoint, heading, elevation], ...]}]``, Touchdown
+  ``[{"route_id": ..., "trajectory": [panoid, ...]}]``, map2seq the same keyed by ``id``);
 - ``<split>/plots-<step>/``: a few trajectory pictures (when the problem draws them);
 
 and the metrics as TensorBoard scalars ``eval/<split>/<metric>`` (x axis: env steps).
+
+``valan evaluate r2r|streetview --checkpoint`` evaluates a checkpoint with the same acting code, in process
+(:class:`TrainedCheckpoint`): the problem builds the environment for the given data file and graph.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import queue
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from valan.problems.config import TrainConfig
+from valan.distributed.inference import InferenceServer
+from valan.errors import InputError
 from valan.io import atomic_write, read_jsonl, write_json
 from valan.problems import Problem
+from valan.problems.config import TrainConfig
 
 PLOTS_PER_EVALUATION = 3
+DATA_FILE_SPLIT = "data_file"  # the split name under which a checkpoint is evaluated on one data file
 
 
-def leaderboard_predictions(episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The leaderboard-format records of finished episodes, sorted by ``instr_id``."""
-    return sorted(({"instr_id": e["instr_id"], "trajectory": e["trajectory"]} for e in episodes),
-                  key=lambda p: p["instr_id"])
+def leaderboard_predictions(problem: Problem, episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The problem's leaderboard-format predictions of finished episodes (the environment's records), sorted by
+    the task's id (``problem.prediction_key``)."""
+    return sorted((problem.prediction(e) for e in episodes), key=lambda p: p[problem.prediction_key])
 
 
 class EvalAggregator:
@@ -45,7 +55,7 @@ class EvalAggregator:
 
     def record(self, split: str, step: int, env_steps: int, episodes: list[dict[str, Any]]) -> dict[str, float]:
         """Score one split's episodes, write predictions, metrics line, scalars and plots; return the metrics."""
-        predictions = leaderboard_predictions(episodes)
+        predictions = leaderboard_predictions(self.problem, episodes)
         metrics = self.problem.evaluate(self.config, split, predictions)
         write_json(self.directory / split / f"predictions-{step:09d}.json", predictions, indent=None)
         self._append({"split": split, "step": step, "env_steps": env_steps, **metrics})
@@ -74,7 +84,7 @@ class EvalAggregator:
 
 def greedy_episodes(env: Any, act: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]) -> list[dict[str, Any]]:
     """Run an evaluation-mode batched env to the end with ``act(obs, first) -> actions``; the finished episodes'
-    records, as the environment reported them (``instr_id``, ``trajectory``, ...)."""
+    records, as the environment reported them (id, ``trajectory``, ...)."""
     obs, _ = env.reset()
     first = np.ones(env.num_envs, bool)
     episodes: list[dict[str, Any]] = []
@@ -85,39 +95,53 @@ def greedy_episodes(env: Any, act: Callable[[dict[str, np.ndarray], np.ndarray],
     return episodes
 
 
-def checkpoint_episodes(checkpoint: str | Path, data: str | Path, connectivity: str | Path | None = None,
-                        num_envs: int = 16) -> list[dict[str, Any]]:
-    """Run a ``valan train`` checkpoint's agent greedily over every episode of the data file ``data``, in this
-    process (no Ray), with the same acting code as the eval actors. ``connectivity`` replaces the training
-    config's navigation graphs when given. Returns the environment's records of the finished episodes."""
-    import queue
-
-    from valan.checkpoint import load_checkpoint
-    from valan.problems import config_from_dict
-    from valan.distributed.inference import InferenceServer
-    from valan.errors import InputError
-    from valan.problems import get_problem
-
-    state = load_checkpoint(checkpoint)
-    if "config" not in state or "model" not in state:
-        raise InputError("not a valan train checkpoint (no 'config' or 'model')", source=str(checkpoint))
-    config = config_from_dict(state["config"], source=str(checkpoint))
-    split = Path(data).stem
-    config.data.eval = {split: str(Path(data).resolve())}
-    if connectivity is not None:
-        config.data.connectivity = str(Path(connectivity).resolve())
-    problem = get_problem(config.problem)
-    agent = problem.make_agent(config, problem.feature_table(config))
-    problem.init_from(agent, state, source=str(checkpoint))
-    agent.eval()
+def local_greedy_episodes(problem: Problem, config: TrainConfig, agent: Any, split: str, num_envs: int = 16
+                          ) -> list[dict[str, Any]]:
+    """Run ``agent`` greedily over every episode of ``split`` exactly once, in this process (no Ray), acting as
+    the eval actors do: :func:`greedy_episodes` asking an inference server for evaluation actions."""
     env = problem.make_env(config, split, num_envs, config.run.seed, evaluation=True)
     server = InferenceServer(agent, unroll_length=1, unroll_queue=queue.Queue(maxsize=1), max_batch=num_envs,
                              max_wait_ms=0.0)
     try:
-        return greedy_episodes(env, lambda obs, first: server.infer(0, "checkpoint", obs, None, None, first,
+        return greedy_episodes(env, lambda obs, first: server.infer(0, "local", obs, None, None, first,
                                                                     evaluation=True))
     finally:
         server.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedCheckpoint:
+    """A ``valan train`` checkpoint: its problem, its config and the loaded state (weights under ``model``)."""
+
+    problem: Problem
+    config: TrainConfig
+    state: dict[str, Any]
+    source: str
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainedCheckpoint:
+        """Read ``path``; ``InputError`` when it is not a training checkpoint."""
+        from valan.checkpoint import load_checkpoint
+        from valan.problems import config_from_dict, get_problem
+
+        source = str(path)
+        state = load_checkpoint(path)
+        if not isinstance(state.get("config"), dict) or "model" not in state:
+            raise InputError("not a valan train checkpoint (no 'config' or 'model')", source=source)
+        config = config_from_dict(state["config"], source=source)
+        return cls(get_problem(config.problem), config, state, source)
+
+    def predictions(self, data_file: str | Path, graph: str | Path | None = None, num_envs: int = 16
+                    ) -> list[dict[str, Any]]:
+        """The trained agent's leaderboard-format predictions on every episode of ``data_file``, acting greedily
+        (:func:`local_greedy_episodes`); ``graph`` replaces the training config's navigation graph when given."""
+        problem = self.problem
+        config = problem.evaluation_config(self.config, DATA_FILE_SPLIT, data_file, graph)
+        agent = problem.make_agent(config, problem.feature_table(config))
+        problem.init_from(agent, self.state, source=self.source)
+        agent.eval()
+        return leaderboard_predictions(problem, local_greedy_episodes(problem, config, agent, DATA_FILE_SPLIT,
+                                                                      num_envs))
 
 
 def assign_splits(splits: list[str], num_eval_actors: int) -> list[list[str]]:

@@ -13,6 +13,7 @@ navigation task: see "Adding a task" in the README.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from valan.config import from_dict, load_config
 from valan.errors import InputError
+from valan.learning.unroll import Unroll
 from valan.problems.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ PROBLEMS: dict[str, str] = {
 class Problem:
     """What the training machinery needs to know about a task. Instances are stateless; methods take the config.
 
-    Unroll and agent conventions are those of :mod:`valan.learning.losses` and the agents in ``valan.agents``:
+    Unroll and agent conventions are those of :mod:`valan.learning.unroll` and the agents in ``valan.agents``:
     observations are dicts of tensors with leading dims ``(T, B)``; the agent maps
     ``(obs, state, first)`` to ``(AgentOutput(logits, values), new_state)``.
     """
@@ -46,6 +48,8 @@ class Problem:
     name: ClassVar[str] = ""
     config_class: ClassVar[type[TrainConfig]] = TrainConfig
     metric_names: ClassVar[tuple[str, ...]] = ()  # columns of the console table, in order
+    prediction_key: ClassVar[str] = ""  # names an episode in the task's leaderboard predictions (R2R: instr_id)
+    graph_field: ClassVar[str] = ""  # the ``data`` field naming the navigation graph (R2R: connectivity)
 
     def make_env(self, config: TrainConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
         """A batched environment stepping ``num_envs`` episodes of ``split`` ("train" or a key of data.eval).
@@ -65,13 +69,27 @@ class Problem:
         ``None`` builds it from the config."""
         raise NotImplementedError
 
-    def loss(self, agent: "torch.nn.Module", unroll: dict[str, Any], config: TrainConfig) -> tuple["torch.Tensor", dict[str, float]]:
-        """Scalar loss of one batch of unrolls and float statistics for logging."""
+    def loss(self, agent: "torch.nn.Module", unroll: Unroll, config: TrainConfig) -> tuple["torch.Tensor", dict[str, float]]:
+        """Scalar loss of one batch of (tensor) unrolls and float statistics for logging."""
         raise NotImplementedError
 
     def evaluate(self, config: TrainConfig, split: str, predictions: list[dict]) -> dict[str, float]:
         """Metrics of leaderboard-format predictions on ``split``."""
         raise NotImplementedError
+
+    def prediction(self, episode: dict[str, Any]) -> dict[str, Any]:
+        """The leaderboard-format prediction of a finished episode: ``{prediction_key: id, "trajectory": [...]}``
+        from the environment's record (the default reads the id under ``prediction_key`` there, too)."""
+        return {self.prediction_key: episode[self.prediction_key], "trajectory": episode["trajectory"]}
+
+    def evaluation_config(self, config: TrainConfig, split: str, data_file: str | Path,
+                          graph: str | Path | None = None) -> TrainConfig:
+        """``config`` whose only evaluation split ``split`` holds the episodes of ``data_file`` and, when ``graph``
+        is given, whose navigation graph (``data.<graph_field>``) is ``graph`` (``valan evaluate --checkpoint``)."""
+        changes: dict[str, Any] = {"eval": {split: str(Path(data_file).resolve())}}
+        if graph is not None:
+            changes[self.graph_field] = str(Path(graph).resolve())
+        return dataclasses.replace(config, data=dataclasses.replace(config.data, **changes))
 
     def init_from(self, agent: "torch.nn.Module", checkpoint: dict[str, Any], source: str = "") -> None:
         """Initialise ``agent`` from a loaded checkpoint, weights only (``valan train --init-from``).

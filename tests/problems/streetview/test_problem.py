@@ -17,7 +17,9 @@ from valan.configs import config_path
 from valan.data import sample_path
 from valan.envs.streetview.env import BatchedTouchdownEnv, TouchdownEnv
 from valan.problems import get_problem
-from valan.problems.streetview.problem import Map2seqConfig, TouchdownConfig, feature_store, run_greedy, vocabulary
+from valan.distributed.evaluation import EvalAggregator, leaderboard_predictions, local_greedy_episodes
+from valan.learning.unroll import Step, Unroll
+from valan.problems.streetview.problem import Map2seqConfig, TouchdownConfig, feature_store, vocabulary
 
 MAP2SEQ = sample_path("streetview/map2seq_sample.jsonl")
 torch.set_num_threads(1)  # the test machines' few cores are shared
@@ -83,23 +85,22 @@ def imitation_unrolls(agent, env, unroll_length: int):
     """Teacher-forced SEED-RL unrolls: T + 1 steps, step 0 = the previous unroll's last step."""
     obs, _ = env.reset()
     first = np.ones(env.num_envs, bool)
+    reward, done = np.zeros(env.num_envs, np.float32), np.zeros(env.num_envs, bool)
     state = agent.initial_state(env.num_envs)
     last = None
     while True:
         steps = [last] if last is not None else []
         while len(steps) < unroll_length + 1:
-            before = state
+            before = tuple(s.numpy() for s in state)
             with torch.no_grad():
-                _, state = agent(as_tensors(obs), state, torch.as_tensor(first).unsqueeze(0))
-            steps.append((obs, first, before))
-            obs, _, done, _ = env.step(obs["oracle_next_action"])
+                out, state = agent(as_tensors(obs), state, torch.as_tensor(first).unsqueeze(0))
+            action = obs["oracle_next_action"]
+            steps.append((Step(obs, reward, done, first, action, out.logits[0].numpy(), np.zeros_like(action)),
+                          before))
+            obs, reward, done, _ = env.step(action)
             first = done
         last = steps[-1]
-        unroll = {k: torch.as_tensor(np.stack([s[0][k] for s in steps])) for k in steps[0][0]}
-        unroll["first"] = torch.as_tensor(np.stack([s[1] for s in steps]))
-        unroll["imitation"] = torch.ones(env.num_envs, dtype=torch.bool)
-        unroll["initial_state"] = steps[0][2]
-        yield unroll
+        yield Unroll.from_steps([s for s, _ in steps], np.ones(env.num_envs, bool), steps[0][1]).to_tensors()
 
 
 @pytest.mark.slow
@@ -125,8 +126,8 @@ def test_imitation_learns_to_follow_training_routes(tmp_path, capsys):
         losses.append(loss.item())
     assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
     agent.eval()
-    evaluation = problem.make_env(config, "dev", 3, seed=0, evaluation=True)
-    metrics = problem.evaluate(config, "dev", run_greedy(agent, evaluation))
+    metrics = problem.evaluate(config, "dev", leaderboard_predictions(problem, local_greedy_episodes(
+        problem, config, agent, "dev", num_envs=3)))
     assert metrics["task_completion"] >= 2 / 3 and metrics["num_episodes"] == 3
 
     save_checkpoint(tmp_path / "agent.pt", {"model": agent.state_dict(), "config": to_dict(config),
@@ -141,3 +142,27 @@ def test_evaluate_checkpoint_of_another_problem_is_refused(tmp_path, capsys):
     code = main(["evaluate", "streetview", "--checkpoint", str(tmp_path / "r2r.pt")])
     err = capsys.readouterr().err
     assert code == 2 and "a 'r2r' checkpoint, not a Touchdown or map2seq one" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("name, key", [("touchdown", "route_id"), ("map2seq", "id")])
+def test_evaluations_write_the_tasks_prediction_key_and_the_cli_scores_them(tmp_path, capsys, name, key):
+    """An eval writes predictions keyed as the task's community format (Touchdown ``route_id``, map2seq ``id``);
+    ``valan evaluate streetview --predictions`` scores that file, and ``--checkpoint`` (the same acting code, in
+    process) scores what the eval scored."""
+    torch.manual_seed(0)
+    config = small_config(f"{name}.yaml", "env.eval_max_steps=8")
+    problem = get_problem(name)
+    agent = problem.make_agent(config).eval()
+    aggregator = EvalAggregator(problem, config, tmp_path)
+    metrics = aggregator.record("dev", 0, 0, local_greedy_episodes(problem, config, agent, "dev"))
+    aggregator.close()
+    predictions_file = tmp_path / "eval" / "dev" / "predictions-000000000.json"
+    predictions = json.loads(predictions_file.read_text())
+    assert all(set(p) == {key, "trajectory"} for p in predictions) and len(predictions) == metrics["num_episodes"]
+    data = config.data.split_files("dev")[0]
+    capsys.readouterr()
+    assert main(["evaluate", "streetview", "--data", data, "--predictions", str(predictions_file), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == pytest.approx(metrics)
+    save_checkpoint(tmp_path / "agent.pt", {"model": agent.state_dict(), "config": to_dict(config), "problem": name})
+    assert main(["evaluate", "streetview", "--data", data, "--checkpoint", str(tmp_path / "agent.pt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == pytest.approx(metrics)

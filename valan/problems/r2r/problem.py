@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from valan.learning.unroll import Unroll
 from valan.problems.config import TrainConfig
 from valan.problems.r2r.config import R2RConfig
 from valan.problems import Problem
@@ -22,6 +23,8 @@ class R2RProblem(Problem):
     name: ClassVar[str] = "r2r"
     config_class: ClassVar[type[TrainConfig]] = R2RConfig
     metric_names: ClassVar[tuple[str, ...]] = ("success_rate", "spl", "ndtw", "sdtw", "nav_error", "trajectory_length")
+    prediction_key: ClassVar[str] = "instr_id"
+    graph_field: ClassVar[str] = "connectivity"
 
     def make_env(self, config: R2RConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
         """The batched R2R env; training envs follow ``learning.curriculum`` when it is not ``"none"``."""
@@ -62,7 +65,7 @@ class R2RProblem(Problem):
                            hidden_dim=a.hidden_dim, core_layers=a.core_layers, geometry_dim=a.geometry_dim,
                            dropout=a.dropout)
 
-    def loss(self, agent: torch.nn.Module, unroll: dict[str, Any], config: R2RConfig
+    def loss(self, agent: torch.nn.Module, unroll: Unroll, config: R2RConfig
              ) -> tuple[torch.Tensor, dict[str, float]]:
         from valan.learning.losses import agent_loss
 

@@ -11,13 +11,13 @@ Their config sections are in :mod:`valan.problems.streetview.config`.
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from valan.errors import InputError
+from valan.learning.unroll import Unroll
 from valan.problems import Problem
 from valan.problems.config import TrainConfig
 from valan.problems.streetview.config import Map2seqConfig, TouchdownConfig
@@ -58,6 +58,8 @@ class TouchdownProblem(Problem):
     name: ClassVar[str] = "touchdown"
     config_class: ClassVar[type[TrainConfig]] = TouchdownConfig
     metric_names: ClassVar[tuple[str, ...]] = ("task_completion", "spd", "sed")
+    prediction_key: ClassVar[str] = "route_id"
+    graph_field: ClassVar[str] = "graph"
 
     def make_env(self, config: TouchdownConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
         from valan.envs.streetview.env import BatchedTouchdownEnv
@@ -92,7 +94,7 @@ class TouchdownProblem(Problem):
             embed_dim=a.embed_dim, hidden_dim=a.hidden_dim, core_layers=a.core_layers, view_dim=a.view_dim,
             action_embed_dim=a.action_embed_dim, time_embed_dim=a.time_embed_dim, dropout=a.dropout)
 
-    def loss(self, agent: torch.nn.Module, unroll: dict[str, Any], config: TouchdownConfig
+    def loss(self, agent: torch.nn.Module, unroll: Unroll, config: TouchdownConfig
              ) -> tuple[torch.Tensor, dict[str, float]]:
         from valan.learning.losses import agent_loss
 
@@ -100,7 +102,7 @@ class TouchdownProblem(Problem):
 
     def evaluate(self, config: TouchdownConfig, split: str, predictions: list[dict]) -> dict[str, float]:
         """``task_completion``, ``spd``, ``sed``, ``num_episodes`` of ``predictions`` on ``split`` (records keyed by
-        ``id``, ``route_id`` or, as the training machinery writes them, ``instr_id``)."""
+        ``route_id`` or ``id``)."""
         from valan.envs.streetview.dataset import load_routes
         from valan.envs.streetview.metrics import evaluate_streetview
 
@@ -110,53 +112,13 @@ class TouchdownProblem(Problem):
                                          predictions_source=f"{split} predictions", data_source=", ".join(files))
         return summary
 
+    def prediction(self, episode: dict[str, Any]) -> dict[str, Any]:
+        """The env's record names the route ``id``; the prediction names it by the task's key."""
+        return {self.prediction_key: episode["id"], "trajectory": episode["trajectory"]}
+
 
 class Map2seqProblem(TouchdownProblem):
     name: ClassVar[str] = "map2seq"
     config_class: ClassVar[type[TrainConfig]] = Map2seqConfig
+    prediction_key: ClassVar[str] = "id"
 
-
-def run_greedy(agent: torch.nn.Module, env: Any) -> list[dict[str, Any]]:
-    """Run ``agent`` greedily (argmax) over every route of an evaluation-mode batched env; the finished
-    episodes' records (``id``, ``trajectory``, ...)."""
-    from valan.distributed.evaluation import greedy_episodes
-
-    state = agent.initial_state(env.num_envs)
-
-    def act(obs: dict[str, np.ndarray], first: np.ndarray) -> np.ndarray:
-        nonlocal state
-        tensors = {k: torch.as_tensor(v).unsqueeze(0) for k, v in obs.items()}
-        with torch.inference_mode():
-            output, state = agent(tensors, state, torch.as_tensor(first).unsqueeze(0))
-        return output.logits[0].argmax(-1).numpy()
-
-    return greedy_episodes(env, act)
-
-
-def checkpoint_predictions(checkpoint: str | os.PathLike, data: str | os.PathLike, graph_dir: str | os.PathLike
-                           ) -> list[dict[str, Any]]:
-    """Predictions of a trained Touchdown / map2seq agent on every route of ``data`` (``valan evaluate
-    streetview --checkpoint``): the checkpoint's config, weights and vocabulary, the given routes and graph."""
-    from valan.checkpoint import load_checkpoint
-    from valan.problems import config_from_dict
-    from valan.envs.streetview.env import BatchedTouchdownEnv
-    from valan.envs.streetview.graph import load_graph
-
-    state = load_checkpoint(checkpoint)
-    source = str(checkpoint)
-    if not isinstance(state.get("config"), dict):
-        raise InputError("not a training checkpoint (no config)", source=source)
-    config = config_from_dict(state["config"], source=source)
-    if not isinstance(config, TouchdownConfig):
-        raise InputError(f"a {config.problem!r} checkpoint, not a Touchdown or map2seq one", source=source)
-    problem = TouchdownProblem() if config.problem == "touchdown" else Map2seqProblem()
-    g = load_graph(graph_dir)
-    table = feature_store(config).table([(g.name, p) for p in g.panoids])
-    agent = problem.make_agent(config, table)
-    problem.init_from(agent, state, source=source)
-    agent.eval()
-    e = config.env
-    env = BatchedTouchdownEnv(16, data=data, graph=g, vocab=vocabulary(config), action_space=e.action_space,
-                              max_steps=e.eval_max_steps, max_instruction_length=e.max_instruction_length,
-                              evaluation=True)
-    return [{"id": r["id"], "trajectory": r["trajectory"]} for r in run_greedy(agent, env)]

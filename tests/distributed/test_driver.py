@@ -1,4 +1,4 @@
-"""Training on Ray with the toy problem: learning end to end, actor failure recovery, resume."""
+"""The training driver on Ray with the toy problem: learning end to end, actor failure recovery, resume."""
 
 from __future__ import annotations
 
