@@ -4,8 +4,8 @@ Actors send the observations of their ``K`` env slots (plus the reward and ``don
 the ``first`` flags) and get one action per slot back. Requests from different actors are merged into one
 forward pass of up to ``max_batch`` env slots. A batch runs when it is full, when every actor the server knows
 is waiting in it (no other request can come), or once the oldest waiting request has waited ``max_wait_ms``
-(a partial batch: some actors are slow, dead or not started yet). The recurrent state of every (actor, slot) lives here, so actors hold no model, no weights
-and no features.
+(a partial batch: some actors are slow, dead or not started yet). The recurrent state of every (actor, slot)
+lives here, so actors hold no model, no weights and no features.
 
 From the same stream the server assembles the learner's :class:`~valan.learning.unroll.Unroll` blocks (one block
 = the ``K`` slots of one actor, ``T + 1`` steps, step 0 overlapping the previous unroll's last step). Whether an
