@@ -129,6 +129,23 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
+# Inside valan.envs, by file name: graphs, data and geometry -> metrics -> rewards and the batched base -> envs.
+ENVS_ORDER = {"metrics": 1, "rewards": 2, "batched": 2, "env": 3, "__init__": 4}
+"""Every other module of valan.envs (graph, dataset, geometry, navigation, views, predictions) is at 0."""
+
+
+def test_envs_modules_flow_from_graphs_to_environments():
+    found = modules()
+    graph = {m: deps for m, deps in import_graph().items() if m.startswith("valan.envs")}
+    assert {"valan.envs.r2r.metrics", "valan.envs.streetview.env", "valan.envs.batched"} <= set(graph)
+
+    def rank(module: str) -> int:
+        return ENVS_ORDER.get(found[module].stem, 0)
+
+    wrong = [f"{m} -> {d}" for m, deps in graph.items() for d in deps if d in graph and rank(d) > rank(m)]
+    assert wrong == []
+
+
 def test_the_layer_table_catches_an_import_against_the_order(tmp_path):
     """The check itself: a foundation module importing a problem is reported."""
     path = tmp_path / "bad.py"
