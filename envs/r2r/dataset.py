@@ -6,6 +6,7 @@ import math
 import os
 from dataclasses import dataclass
 
+from valan.envs.r2r.graph import Connectivity
 from valan.errors import InputError
 from valan.io import read_json
 
@@ -46,29 +47,84 @@ class R2REpisode:
         return len(self.path) > 1
 
 
+REQUIRED_FIELDS = ("scan", "path_id", "path", "heading", "instructions")
+
+
+def _is_path(value: object) -> bool:
+    """Whether ``value`` is a non-empty list of viewpoint ids."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def record_problems(record: object, position: int) -> tuple[str, list[str]]:
+    """Where a path record is (``path_id N`` or ``record N``) and every problem of its fields, one line each."""
+    if not isinstance(record, dict):
+        return f"record {position}", ["expected a JSON object"]
+    where = f"path_id {record['path_id']}" if "path_id" in record else f"record {position}"
+    problems = [f"missing field {key!r}" for key in REQUIRED_FIELDS if key not in record]
+    heading = record.get("heading", 0.0)
+    if not _is_path(record.get("path", ["?"])):
+        problems.append("field 'path' must be a non-empty list of viewpoint ids")
+    if isinstance(heading, bool) or not isinstance(heading, (int, float)) or not math.isfinite(heading):
+        problems.append(f"field 'heading' must be a finite number, got {heading!r}")
+    instructions = record.get("instructions", [])
+    if not isinstance(instructions, list) or not all(isinstance(s, str) for s in instructions):
+        problems.append("field 'instructions' must be a list of strings")
+    return where, problems
+
+
+def graph_problems(record: dict, connectivity: Connectivity) -> list[str]:
+    """Problems of a record's path on the navigation graphs: unknown scan, viewpoints missing from the scan,
+    consecutive viewpoints that are not adjacent (none when the record has no scan or no well-formed path)."""
+    scan, path = record.get("scan"), record.get("path")
+    if "scan" not in record or not _is_path(path):
+        return []
+    if not isinstance(scan, str) or scan not in connectivity:
+        return [f"unknown scan {scan!r} (no connectivity file)"]
+    graph = connectivity.graph(scan)
+    problems = [f"viewpoint {vp} (path position {path.index(vp)}) is not in scan {scan}"
+                for vp in path if vp not in graph]
+    problems += [f"path positions {i} and {i + 1} ({a} -> {b}) are not adjacent in scan {scan}"
+                 for i, (a, b) in enumerate(zip(path, path[1:]))
+                 if a in graph and b in graph and not graph.adjacent(a, b)]
+    return problems
+
+
+def check_r2r(records: object, connectivity: Connectivity) -> tuple[list[str], dict[str, int]]:
+    """Every problem of an R2R-format record list, one line each starting with the record's place (``valan data
+    check r2r``: fields, duplicate path ids, the paths on the graphs), and counts of paths, instructions, scans."""
+    if not isinstance(records, list):
+        return ["expected a JSON list of paths"], {}
+    seen: set[object] = set()
+    problems = []
+    for n, record in enumerate(records):
+        where, found = record_problems(record, n)
+        if isinstance(record, dict) and "path_id" in record:
+            if record["path_id"] in seen:
+                found.append("duplicate path_id")
+            seen.add(record["path_id"])
+        if isinstance(record, dict):
+            found += graph_problems(record, connectivity)
+        problems += [f"{where}: {problem}" for problem in found]
+    dicts = [r for r in records if isinstance(r, dict)]
+    counts = {"paths": len(records),
+              "instructions": sum(len(r["instructions"]) for r in dicts if isinstance(r.get("instructions"), list)),
+              "scans": len({r["scan"] for r in dicts if isinstance(r.get("scan"), str)})}
+    return problems, counts
+
+
 def parse_r2r(records: object, source: str = "") -> list[R2REpisode]:
-    """Turn the records of an R2R-format JSON list into episodes, checking each field's type."""
+    """Turn the records of an R2R-format JSON list into episodes; ``InputError`` at the first bad field."""
     if not isinstance(records, list):
         raise InputError("expected a JSON list of paths", source=source)
     episodes = []
     for n, item in enumerate(records):
-        where = f"path_id {item.get('path_id')}" if isinstance(item, dict) and "path_id" in item else f"record {n}"
-        if not isinstance(item, dict):
-            raise InputError("expected a JSON object", source=source, record=f"record {n}")
-        for key in ("scan", "path_id", "path", "heading", "instructions"):
-            if key not in item:
-                raise InputError(f"missing field {key!r}", source=source, record=where)
-        path, heading, instructions = item["path"], item["heading"], item["instructions"]
-        if not isinstance(path, list) or not path or not all(isinstance(v, str) for v in path):
-            raise InputError("field 'path' must be a non-empty list of viewpoint ids", source=source, record=where)
-        if isinstance(heading, bool) or not isinstance(heading, (int, float)) or not math.isfinite(heading):
-            raise InputError(f"field 'heading' must be a finite number, got {heading!r}", source=source, record=where)
-        if not isinstance(instructions, list) or not all(isinstance(s, str) for s in instructions):
-            raise InputError("field 'instructions' must be a list of strings", source=source, record=where)
-        for i, instruction in enumerate(instructions):
+        where, problems = record_problems(item, n)
+        if problems:
+            raise InputError(problems[0], source=source, record=where)
+        for i, instruction in enumerate(item["instructions"]):
             episodes.append(R2REpisode(
-                instr_id=f"{item['path_id']}_{i}", path_id=item["path_id"], scan=str(item["scan"]), path=tuple(path),
-                heading=float(heading), instruction=instruction,
+                instr_id=f"{item['path_id']}_{i}", path_id=item["path_id"], scan=str(item["scan"]),
+                path=tuple(item["path"]), heading=float(item["heading"]), instruction=instruction,
                 distance=float(item["distance"]) if isinstance(item.get("distance"), (int, float)) else None))
     return episodes
 

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from valan.envs.streetview.graph import StreetGraph
 from valan.errors import InputError
 from valan.io import read_jsonl
 from valan.text import Vocabulary
@@ -119,3 +120,23 @@ def load_routes(path: str | os.PathLike) -> list[StreetViewRoute]:
 def build_vocabulary(routes: Sequence[StreetViewRoute], min_count: int = 5) -> Vocabulary:
     """Vocabulary of the routes' instructions (R2R tokenization), tokens seen at least ``min_count`` times."""
     return Vocabulary.build((r.navigation_text for r in routes), min_count=min_count)
+
+
+def route_problems(graph: StreetGraph, route: StreetViewRoute, listed: int = 5) -> list[str]:
+    """Problems of one route: its panoramas missing from the graph (one line, the first ``listed`` named) and
+    each consecutive pair without a link from the first to the second."""
+    problems = []
+    unknown = [f"{k} {p!r}" for k, p in enumerate(route.route) if p not in graph]
+    if unknown:
+        more = f", ... ({len(unknown) - listed} more)" if len(unknown) > listed else ""
+        problems.append(f"{len(unknown)} of {len(route.route)} panoramas are not in the graph: "
+                        f"{', '.join(unknown[:listed])}{more}")
+    for k in range(1, len(route.route)):
+        a, b = route.route[k - 1], route.route[k]
+        if a not in graph or b not in graph:
+            continue
+        i, j = graph.index[a], graph.index[b]
+        if not graph.has_link(i, j):
+            reverse = " (only a link back from it)" if graph.has_link(j, i) else ""
+            problems.append(f"panoramas {k - 1} -> {k}: no link from {a!r} to {b!r}{reverse}")
+    return problems

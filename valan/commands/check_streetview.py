@@ -10,13 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from valan.data import sample_path
-
-if TYPE_CHECKING:
-    from valan.envs.streetview.dataset import StreetViewRoute
-    from valan.envs.streetview.graph import StreetGraph
 
 HELP = "check that every route panorama exists and consecutive route panoramas are linked"
 
@@ -28,28 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder with nodes.txt and links.txt (here: the bundled sub-graph)")
 
 
-def route_problems(graph: "StreetGraph", route: "StreetViewRoute", listed: int = 5) -> list[str]:
-    """Problems of one route: its panoramas missing from the graph (one line, the first ``listed`` named) and
-    each consecutive pair without a link from the first to the second."""
-    problems = []
-    unknown = [f"{k} {p!r}" for k, p in enumerate(route.route) if p not in graph]
-    if unknown:
-        more = f", ... ({len(unknown) - listed} more)" if len(unknown) > listed else ""
-        problems.append(f"{len(unknown)} of {len(route.route)} panoramas are not in the graph: "
-                        f"{', '.join(unknown[:listed])}{more}")
-    for k in range(1, len(route.route)):
-        a, b = route.route[k - 1], route.route[k]
-        if a not in graph or b not in graph:
-            continue
-        i, j = graph.index[a], graph.index[b]
-        if not graph.has_link(i, j):
-            reverse = " (only a link back from it)" if graph.has_link(j, i) else ""
-            problems.append(f"panoramas {k - 1} -> {k}: no link from {a!r} to {b!r}{reverse}")
-    return problems
-
-
 def run(args: argparse.Namespace) -> int:
-    from valan.envs.streetview.dataset import load_routes
+    from valan.envs.streetview.dataset import load_routes, route_problems
     from valan.envs.streetview.graph import load_graph
 
     graph = load_graph(args.graph)
