@@ -29,7 +29,7 @@ from valan.envs.streetview.graph import UNREACHABLE, StreetGraph
 from valan.errors import InputError
 
 SUMMARY_KEYS = ("task_completion", "spd", "sed", "num_episodes")
-ID_KEYS = ("id", "route_id", "instr_id")  # instr_id: as in the predictions `valan train` writes
+ID_KEYS = ("id", "route_id", "instr_id")  # instr_id: prediction files written by valan 0.1
 
 
 def remove_repeats(panoids: Sequence[str]) -> list[str]:
@@ -86,7 +86,7 @@ def _prediction_id(item: dict, n: int, source: str) -> str:
 
 def parse_predictions(records: object, source: str = "") -> dict[str, list[str]]:
     """Panorama ids per route id from ``[{"id": ..., "trajectory": [panoid, ...]}]`` (the id's key may also be
-    ``route_id``, or ``instr_id`` as in the predictions files of ``valan train``).
+    ``route_id`` as Touchdown's files have it, or ``instr_id`` as prediction files of valan 0.1 had it).
 
     ``InputError`` naming ``source`` and the record for a wrong structure or a duplicate id.
     """
