@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from valan.data import sample_path
 
@@ -43,3 +44,12 @@ def sample_train() -> Path:
 @pytest.fixture(scope="session")
 def sample_val() -> Path:
     return sample_path("R2R_sample_val_seen.json")
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Small models on a shared 2-core machine: intra-op threads only add contention. Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

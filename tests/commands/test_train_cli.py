@@ -7,6 +7,7 @@ import json
 import pytest
 
 from valan.cli import main
+from valan.features.stores import SYNTHETIC_NOTE
 from valan.distributed.evaluation import EvalAggregator
 
 
@@ -36,7 +37,7 @@ def test_train_on_the_sample_then_evaluate_the_checkpoint(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert status == 0
     assert "untrained" in printed and "success_rate" in printed and "spl" in printed and "ndtw" in printed
-    assert "features were synthetic" in printed
+    assert SYNTHETIC_NOTE in printed
     assert (out / "config.yaml").is_file()
     (checkpoint,) = (out / "checkpoints").glob("ckpt-*.pt")
     final = EvalAggregator.read_history(out)[-1]

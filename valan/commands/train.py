@@ -94,5 +94,6 @@ def print_comparison(metric_names: tuple[str, ...], evaluations: dict[int, dict[
             before = f"{untrained[name]:.3f}" if untrained and name in untrained else "-"
             print(f"{name:<20} {before:>10} {metrics[name]:>12.3f}")
     if synthetic:
-        print("\nfeatures were synthetic (no visual information): the agent learned from language and path "
-              "geometry alone")
+        from valan.features.stores import SYNTHETIC_NOTE
+
+        print(f"\n{SYNTHETIC_NOTE}")

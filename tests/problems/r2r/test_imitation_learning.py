@@ -17,13 +17,7 @@ from valan.learning.step import learning_rate, make_optimizer, train_step
 from valan.learning.unroll import Step, Unroll
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models on a shared 2-core machine: intra-op threads only add contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Rollout:

@@ -22,12 +22,7 @@ from valan.problems.sdr.training import evaluate_model, kl_divergence, load_sdr_
 TOUCHDOWN_GRID = PixelSpace(grid_height=100, grid_width=464)  # 8 x 8 pixel cells of the 3712 x 800 panorama
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def record(route_id=1, text="Touchdown is on the red awning.", main=(0.25, 0.5), pre=(0.1, 0.2), post=(-1, -1)):
