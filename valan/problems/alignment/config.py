@@ -49,7 +49,8 @@ class AlignmentConfig(PairTrainingConfig):
     pairs: PairInputConfig = field(default_factory=_arrival_pairs)
     model: AlignmentModelConfig = field(default_factory=AlignmentModelConfig)
     learning: AlignmentLearningConfig = field(default_factory=AlignmentLearningConfig)
-    run: PairRunConfig = field(default_factory=lambda: PairRunConfig(logdir="runs/alignment"))
+    run: PairRunConfig = field(default_factory=lambda: PairRunConfig(total_steps=1000, eval_every_steps=250,
+                                                                    logdir="runs/alignment"))
 
     def __post_init__(self) -> None:
         require(self.pairs.view != "travel" or "nvs" not in self.learning.tasks,
