@@ -1,0 +1,1 @@
+"""Instruction-path discriminator: negatives, pair encoding, ROC-AUC, training, scoring and filtering."""

@@ -1,0 +1,1 @@
+"""Touchdown spatial description resolution (SDR) with LingUNet."""

@@ -1,0 +1,1 @@
+"""Touchdown and map2seq navigation on the StreetLearn graph."""
