@@ -211,3 +211,15 @@ def test_street_view_configs_saved_with_the_old_r2r_fields_still_load(tmp_path):
     assert config_from_dict(old) == TouchdownConfig()  # what a valan 0.1 checkpoint's "config" holds
     with pytest.raises(InputError, match="unknown config key 'env.max_candidates'"):
         apply_overrides(TouchdownConfig(), ["env.max_candidates=8"])  # not a Street View setting
+
+
+def test_saved_configs_with_renamed_keys_are_upgraded_before_loading():
+    from valan.config import from_dict, upgrade_saved
+
+    saved = {"training": {"steps": 5}, "run": {}}
+    assert upgrade_saved(_RenamedSchema, saved) == {"run": {"total_steps": 5}}
+    assert saved == {"training": {"steps": 5}, "run": {}}  # the caller's mapping is left alone
+    assert from_dict(_RenamedSchema, upgrade_saved(_RenamedSchema, saved)).run.total_steps == 5
+    # a key already at its new place wins over the old one
+    both = {"training": {"steps": 5}, "run": {"total_steps": 9}}
+    assert from_dict(_RenamedSchema, upgrade_saved(_RenamedSchema, both)).run.total_steps == 9

@@ -17,6 +17,7 @@ choose by their ``problem`` name: see :func:`valan.problems.load_train_config`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -157,6 +158,33 @@ def _without_retired(cls: type, data: Mapping) -> Mapping:
                 for key, value in node.items() if f"{prefix}{key}" not in retired}
 
     return strip(data, "")
+
+
+def upgrade_saved(cls: type, data: Mapping) -> dict:
+    """A config mapping that an older version saved (a checkpoint's ``config``, a run's ``config.yaml``) with every
+    key of ``cls.RENAMED`` moved to its new place, so it loads with :func:`from_dict`. A new key that is already
+    set wins; of two old keys renamed to one new key, the first in ``RENAMED`` wins. Sections left empty go."""
+    out = copy.deepcopy(dict(data))
+    for old, new in getattr(cls, "RENAMED", {}).items():
+        *sections, name = old.split(".")
+        parents = [out]
+        for section in sections:
+            child = parents[-1].get(section)
+            if not isinstance(child, dict):
+                break
+            parents.append(child)
+        else:
+            if name in parents[-1]:
+                value = parents[-1].pop(name)
+                *new_sections, new_name = new.split(".")
+                target = out
+                for section in new_sections:
+                    target = target.setdefault(section, {})
+                target.setdefault(new_name, value)
+                for section, parent in zip(reversed(sections), reversed(parents[:-1])):
+                    if parent[section] == {}:
+                        del parent[section]
+    return out
 
 
 def from_dict(cls: type[T], data: Mapping, source: str | None = None) -> T:

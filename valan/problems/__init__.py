@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from collections.abc import Mapping
 from pathlib import Path
 
-from valan.config import from_dict, load_config
+from valan.config import from_dict, load_config, upgrade_saved
 from valan.errors import InputError
 from valan.learning.unroll import Unroll
 from valan.problems.config import TrainConfig
@@ -137,8 +137,10 @@ def config_class_for(data: Mapping, source: str | None = None) -> type[TrainConf
 
 
 def config_from_dict(data: Mapping, source: str | None = None) -> TrainConfig:
-    """A training config from a plain dict (e.g. a checkpoint's ``config``), typed by its problem's class."""
-    return from_dict(config_class_for(data, source), data, source=source)
+    """A training config from a plain dict (e.g. a checkpoint's ``config``), typed by its problem's class; keys
+    the class lists as renamed are moved to their new places first (:func:`valan.config.upgrade_saved`)."""
+    cls = config_class_for(data, source)
+    return from_dict(cls, upgrade_saved(cls, data), source=source)
 
 
 def load_train_config(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()) -> TrainConfig:

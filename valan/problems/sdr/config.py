@@ -4,7 +4,7 @@ supervised loop's ``learning`` and ``run`` sections (:mod:`valan.learning.superv
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from valan.errors import InputError
 from valan.learning.supervised import SupervisedLearningConfig, SupervisedRunConfig
@@ -105,17 +105,3 @@ class SDRConfig:
     model: LingUNetConfig = field(default_factory=LingUNetConfig)
     learning: SupervisedLearningConfig = field(default_factory=_sdr_learning)
     run: SupervisedRunConfig = field(default_factory=_sdr_run)
-
-
-def upgrade_config(data: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint's config dict with a former ``training`` section moved to its new keys (``RENAMED``)."""
-    training = data.get("training")
-    if not isinstance(training, dict):
-        return data
-    upgraded = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()
-                if key != "training"}
-    for key, value in training.items():
-        if key != "checkpoint_every":  # evaluation's schedule is the one kept
-            section, name = SDRConfig.RENAMED[f"training.{key}"].split(".")
-            upgraded.setdefault(section, {})[name] = value
-    return upgraded

@@ -20,11 +20,11 @@ import torch.nn.functional as F
 
 from valan.agents.lingunet import LingUNet
 from valan.checkpoint import load_checkpoint
-from valan.config import from_dict
+from valan.config import from_dict, upgrade_saved
 from valan.errors import InputError
 from valan.features.stores import SYNTHETIC_NOTE
 from valan.learning.supervised import SupervisedResult, SupervisedTask, train_supervised
-from valan.problems.sdr.config import LingUNetConfig, SDRConfig, SDRFeaturesConfig, upgrade_config
+from valan.problems.sdr.config import LingUNetConfig, SDRConfig, SDRFeaturesConfig
 from valan.problems.sdr.data import (NpyFeatureMaps, PanoramaFeatureMaps, SDRBatch, SDRDataset, SyntheticFeatureMaps,
                                      load_sdr, resolve_data_path, split_by_route)
 from valan.problems.sdr.metrics import argmax_cells, cell_distance_px, sdr_metrics
@@ -63,7 +63,7 @@ def load_sdr_model(path: str | os.PathLike, device: torch.device | str = "cpu"
     if state.get("problem") != "sdr" or not {"config", "vocab", "in_channels", "model"} <= state.keys():
         raise InputError(f"not an SDR checkpoint (problem {state.get('problem')!r}); train one with valan train-sdr",
                          source=str(path))
-    config = from_dict(SDRConfig, upgrade_config(state["config"]), source=str(path))
+    config = from_dict(SDRConfig, upgrade_saved(SDRConfig, state["config"]), source=str(path))
     vocab = Vocabulary(state["vocab"])
     model = make_model(config.model, len(vocab), int(state["in_channels"]))
     try:
