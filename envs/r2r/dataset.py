@@ -112,13 +112,16 @@ def check_r2r(records: object, connectivity: Connectivity) -> tuple[list[str], d
     return problems, counts
 
 
-def parse_r2r(records: object, source: str = "") -> list[R2REpisode]:
-    """Turn the records of an R2R-format JSON list into episodes; ``InputError`` at the first bad field."""
+def parse_r2r(records: object, source: str = "", connectivity: Connectivity | None = None) -> list[R2REpisode]:
+    """Turn the records of an R2R-format JSON list into episodes; ``InputError`` at the first bad field and, when
+    ``connectivity`` is given, at the first path that is not a walk on its scan's graph (:func:`graph_problems`)."""
     if not isinstance(records, list):
         raise InputError("expected a JSON list of paths", source=source)
     episodes = []
     for n, item in enumerate(records):
         where, problems = record_problems(item, n)
+        if not problems and connectivity is not None:
+            problems = graph_problems(item, connectivity)
         if problems:
             raise InputError(problems[0], source=source, record=where)
         for i, instruction in enumerate(item["instructions"]):
@@ -129,6 +132,6 @@ def parse_r2r(records: object, source: str = "") -> list[R2REpisode]:
     return episodes
 
 
-def load_r2r(path: str | os.PathLike) -> list[R2REpisode]:
-    """Load an R2R-format file into episodes."""
-    return parse_r2r(read_json(path), source=str(path))
+def load_r2r(path: str | os.PathLike, connectivity: Connectivity | None = None) -> list[R2REpisode]:
+    """Load an R2R-format file into episodes, checking every path on ``connectivity`` when it is given."""
+    return parse_r2r(read_json(path), source=str(path), connectivity=connectivity)

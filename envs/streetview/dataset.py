@@ -65,8 +65,10 @@ def _number(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def parse_routes(records: Iterable[object], source: str = "") -> list[StreetViewRoute]:
-    """Check and convert route records; ``InputError`` naming ``source`` and the route id (or line) on bad input."""
+def parse_routes(records: Iterable[object], source: str = "", graph: StreetGraph | None = None
+                 ) -> list[StreetViewRoute]:
+    """Check and convert route records; ``InputError`` naming ``source`` and the route id (or line) on bad input,
+    and, when ``graph`` is given, at the first route that does not walk along its links (:func:`route_problems`)."""
     routes: list[StreetViewRoute] = []
     seen: set[str] = set()
     for n, item in enumerate(records, 1):
@@ -101,17 +103,21 @@ def parse_routes(records: Iterable[object], source: str = "") -> list[StreetView
         if end_heading is not None and not _number(end_heading):
             raise InputError(f"field 'end_heading' must be a finite number, got {end_heading!r}", source=source,
                              record=where)
-        routes.append(StreetViewRoute(
+        route = StreetViewRoute(
             id=route_id, navigation_text=text, route=tuple(panoids), start_heading=float(start_heading) % 360.0,
             end_heading=None if end_heading is None else float(end_heading) % 360.0,
             format="touchdown" if key == "route_id" else "map2seq",
-            fields={k: v for k, v in item.items() if k not in MAIN_FIELDS}))
+            fields={k: v for k, v in item.items() if k not in MAIN_FIELDS})
+        problems = [] if graph is None else route_problems(graph, route)
+        if problems:
+            raise InputError(problems[0], source=source, record=where)
+        routes.append(route)
     return routes
 
 
-def load_routes(path: str | os.PathLike) -> list[StreetViewRoute]:
-    """Routes of a JSON-lines file (Touchdown or map2seq records)."""
-    routes = parse_routes(read_jsonl(path), source=str(path))
+def load_routes(path: str | os.PathLike, graph: StreetGraph | None = None) -> list[StreetViewRoute]:
+    """Routes of a JSON-lines file (Touchdown or map2seq records), checked on ``graph`` when it is given."""
+    routes = parse_routes(read_jsonl(path), source=str(path), graph=graph)
     if not routes:
         raise InputError("no routes", source=str(path))
     return routes

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from valan.text import Vocabulary
+
 # problem name -> "module:class"
 PROBLEMS: dict[str, str] = {
     "r2r": "valan.problems.r2r.problem:R2RProblem",
@@ -51,6 +53,17 @@ class Problem:
     prediction_key: ClassVar[str] = ""  # names an episode in the task's leaderboard predictions (R2R: instr_id)
     graph_field: ClassVar[str] = ""  # the ``data`` field naming the navigation graph (R2R: connectivity)
 
+    def check_inputs(self, config: TrainConfig) -> None:
+        """Load and validate every input ``config`` trains on, before anything starts or is written: the training
+        and evaluation data files on the navigation graph (the checks of ``valan data check``), the vocabulary and
+        the features of every node. ``InputError`` (one line naming the file and record) at the first problem.
+
+        The base checks what every navigation config shares; problems extend it with their data, graph and
+        features.
+        """
+        if not config.data.train:
+            raise InputError("data.train names no episode files")
+
     def make_env(self, config: TrainConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
         """A batched environment stepping ``num_envs`` episodes of ``split`` ("train" or a key of data.eval).
 
@@ -68,6 +81,13 @@ class Problem:
         """A fresh agent. ``feature_table`` (the :meth:`feature_table` array) is registered as a buffer;
         ``None`` builds it from the config."""
         raise NotImplementedError
+
+    def vocabulary(self, config: TrainConfig) -> "Vocabulary":
+        """The vocabulary the environments encode instructions with and the agent embeds (checkpoints carry its
+        tokens, so acting needs no training files); the default reads the file ``data.vocab``."""
+        from valan.text import Vocabulary
+
+        return Vocabulary.load(config.data.resolve(config.data.vocab))
 
     def loss(self, agent: "torch.nn.Module", unroll: Unroll, config: TrainConfig) -> tuple["torch.Tensor", dict[str, float]]:
         """Scalar loss of one batch of (tensor) unrolls and float statistics for logging."""
@@ -110,6 +130,19 @@ class Problem:
         """Draw up to ``limit`` evaluated episodes (the environment's records) into ``directory``; returns the
         files written. The default draws nothing."""
         return []
+
+
+def check_feature_keys(store: Any, keys: list[tuple[str, str]], source: str) -> None:
+    """Every ``(group, node)`` of ``keys`` has features in ``store`` (a ``valan.features.stores`` store; synthetic
+    stores cover every node); ``InputError`` naming ``source`` and the first node without features."""
+    if store.synthetic:
+        return
+    available = set(store.keys())
+    missing = [key for key in keys if key not in available]
+    if missing:
+        group, node = missing[0]
+        raise InputError(f"no features for node {node!r} of group {group!r} ({len(missing)} of {len(keys)} nodes "
+                         "missing)", source=source)
 
 
 def problem_class(name: str) -> type[Problem]:

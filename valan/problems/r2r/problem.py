@@ -26,13 +26,33 @@ class R2RProblem(Problem):
     prediction_key: ClassVar[str] = "instr_id"
     graph_field: ClassVar[str] = "connectivity"
 
+    def check_inputs(self, config: R2RConfig) -> None:
+        """Every data file's paths walk along edges of ``data.connectivity`` (``valan data check r2r``), the
+        vocabulary loads, and the feature store has every viewpoint of the connectivity's scans."""
+        from valan.envs.r2r.dataset import load_r2r
+        from valan.envs.r2r.graph import Connectivity, ViewpointIndex
+        from valan.features.stores import open_feature_store
+        from valan.problems import check_feature_keys
+        from valan.text import Vocabulary
+
+        super().check_inputs(config)
+        connectivity = Connectivity(config.data.resolve(config.data.connectivity))
+        for split in ("train", *config.data.eval):
+            for f in config.data.split_files(split):
+                load_r2r(f, connectivity)
+        Vocabulary.load(config.data.resolve(config.data.vocab))
+        spec = _feature_spec(config)
+        store = open_feature_store(spec, dim=config.data.synthetic_dim)
+        if not store.synthetic:
+            check_feature_keys(store, ViewpointIndex(connectivity, connectivity.scans()).keys(), spec)
+
     def make_env(self, config: R2RConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
         """The batched R2R env; training envs follow ``learning.curriculum`` when it is not ``"none"``."""
         from valan.envs.r2r.env import BatchedR2REnv
 
         env = BatchedR2REnv(
             num_envs, data=config.data.split_files(split), connectivity=config.data.resolve(config.data.connectivity),
-            vocab=config.data.resolve(config.data.vocab), reward=config.env.reward, max_steps=config.env.max_steps,
+            vocab=self.vocabulary(config), reward=config.env.reward, max_steps=config.env.max_steps,
             max_instruction_length=config.env.max_instruction_length, max_candidates=config.env.max_candidates,
             evaluation=evaluation, seed=seed)
         if evaluation or config.learning.curriculum == "none":
@@ -55,12 +75,11 @@ class R2RProblem(Problem):
 
     def make_agent(self, config: R2RConfig, feature_table: np.ndarray | torch.Tensor | None = None) -> torch.nn.Module:
         from valan.agents.r2r_follower import R2RFollower
-        from valan.text import Vocabulary
 
         if feature_table is None:
             feature_table = self.feature_table(config)
         a = config.agent
-        return R2RFollower(len(Vocabulary.load(config.data.resolve(config.data.vocab))), feature_table,
+        return R2RFollower(len(self.vocabulary(config)), feature_table,
                            max_instruction_length=config.env.max_instruction_length, embed_dim=a.embed_dim,
                            hidden_dim=a.hidden_dim, core_layers=a.core_layers, geometry_dim=a.geometry_dim,
                            dropout=a.dropout)
@@ -76,9 +95,12 @@ class R2RProblem(Problem):
         from valan.envs.r2r.dataset import load_r2r
         from valan.envs.r2r.metrics import evaluate_r2r
 
+        from valan.envs.r2r.graph import Connectivity
+
         files = config.data.split_files(split)
-        episodes = [ep for f in files for ep in load_r2r(f)]
-        summary, _ = evaluate_r2r(episodes, predictions, config.data.resolve(config.data.connectivity),
+        connectivity = Connectivity(config.data.resolve(config.data.connectivity))
+        episodes = [ep for f in files for ep in load_r2r(f, connectivity)]
+        summary, _ = evaluate_r2r(episodes, predictions, connectivity,
                                   predictions_source=f"{split} predictions", data_source=", ".join(files))
         return summary
 

@@ -61,15 +61,35 @@ class TouchdownProblem(Problem):
     prediction_key: ClassVar[str] = "route_id"
     graph_field: ClassVar[str] = "graph"
 
+    def check_inputs(self, config: TouchdownConfig) -> None:
+        """Every data file's routes walk along links of ``data.graph`` (``valan data check streetview``), the
+        vocabulary loads (or builds from ``data.train``), and the feature store has every panorama."""
+        from valan.envs.streetview.dataset import load_routes
+        from valan.problems import check_feature_keys
+
+        super().check_inputs(config)
+        g = graph(config)
+        for split in ("train", *config.data.eval):
+            for f in config.data.split_files(split):
+                load_routes(f, g)
+        vocabulary(config)
+        store = feature_store(config)
+        if not store.synthetic:
+            check_feature_keys(store, [(g.name, p) for p in g.panoids], str(config.data.resolve(config.data.features)))
+
     def make_env(self, config: TouchdownConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
         from valan.envs.streetview.env import BatchedTouchdownEnv
 
         e = config.env
         return BatchedTouchdownEnv(
-            num_envs, data=config.data.split_files(split), graph=graph(config), vocab=vocabulary(config),
+            num_envs, data=config.data.split_files(split), graph=graph(config), vocab=self.vocabulary(config),
             action_space=e.action_space, max_steps=e.eval_max_steps if evaluation else e.max_steps,
             max_instruction_length=e.max_instruction_length, reward=e.reward, step_cost=e.step_cost,
             stop_reward=e.stop_reward, evaluation=evaluation, seed=seed)
+
+    def vocabulary(self, config: TouchdownConfig) -> Any:
+        """``data.vocab``, or built from the ``data.train`` files (:func:`vocabulary`)."""
+        return vocabulary(config)
 
     def feature_table(self, config: TouchdownConfig) -> np.ndarray:
         """``(N, V, D)`` unrolled features of every panorama of ``data.graph`` in index order."""
@@ -89,7 +109,7 @@ class TouchdownProblem(Problem):
             raise InputError(f"data.feature_headings = {headings} does not divide the features' {views} views "
                              "into pitch rows")
         return TouchdownFollower(
-            len(vocabulary(config)), feature_table, num_actions=num_actions(e.action_space), headings=headings,
+            len(self.vocabulary(config)), feature_table, num_actions=num_actions(e.action_space), headings=headings,
             max_instruction_length=e.max_instruction_length, max_steps=max(e.max_steps, e.eval_max_steps),
             embed_dim=a.embed_dim, hidden_dim=a.hidden_dim, core_layers=a.core_layers, view_dim=a.view_dim,
             action_embed_dim=a.action_embed_dim, time_embed_dim=a.time_embed_dim, dropout=a.dropout)
@@ -107,8 +127,9 @@ class TouchdownProblem(Problem):
         from valan.envs.streetview.metrics import evaluate_streetview
 
         files = config.data.split_files(split)
-        routes = [r for f in files for r in load_routes(f)]
-        summary, _ = evaluate_streetview(routes, predictions, graph(config),
+        g = graph(config)
+        routes = [r for f in files for r in load_routes(f, g)]
+        summary, _ = evaluate_streetview(routes, predictions, g,
                                          predictions_source=f"{split} predictions", data_source=", ".join(files))
         return summary
 
