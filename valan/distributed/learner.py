@@ -275,7 +275,8 @@ class Learner:
     # -------------------------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
         return {"model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
-                "env_steps": self.env_steps, "config": to_dict(self.config), "problem": self.problem.name}
+                "env_steps": self.env_steps, "config": to_dict(self.config), "problem": self.problem.name,
+                "vocab": self.problem.vocabulary(self.config).tokens}  # so acting needs no training files
 
     def _save_checkpoint(self) -> Path:
         return self.checkpoints.save(self.step, self._state())
