@@ -1,7 +1,7 @@
 """The ``valan`` command line.
 
 Subcommands live in ``valan.commands``; this module only builds the parser and turns bad input
-(``InputError``) into one line on stderr and exit status 2.
+(``InputError``) and OS errors into one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
+import signal
 import sys
 
 from valan.errors import InputError
+from valan.io import os_error
 
 # (command words) -> module in valan.commands
 COMMANDS: dict[tuple[str, ...], str] = {
@@ -59,15 +62,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. Bad input (``InputError``) and any OS error left unconverted (a file that cannot be read
+    or written) print one line naming the path and return 2; a closed stdout (``valan ... | head``) ends quietly
+    with 141, the status of a process that SIGPIPE ended."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        status = int(args._run(args) or 0)
+        sys.stdout.flush()  # a closed pipe surfaces here rather than at interpreter exit
+        return status
+    except BrokenPipeError:
+        # Python would report the broken pipe again when it flushes stdout at exit: point stdout at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except InputError as e:
         print(f"valan: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"valan: error: {os_error(e, e.filename or '?')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("valan: interrupted", file=sys.stderr)

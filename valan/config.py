@@ -30,7 +30,7 @@ from typing import Any, Callable, Literal, Sequence, TypeVar
 import yaml
 
 from valan.errors import InputError
-from valan.io import atomic_write
+from valan.io import atomic_write, read_text
 
 T = TypeVar("T")
 
@@ -265,12 +265,13 @@ def apply_overrides(config: T, overrides: Sequence[str]) -> T:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("config file not found", source=str(path)) from None
+    if not path.exists():
+        raise InputError("config file not found", source=str(path))
+    text = read_text(path)
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise InputError("YAML nested too deeply", source=str(path)) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

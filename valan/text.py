@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from valan.errors import InputError
+from valan.io import read_text
 
 PAD, UNK, EOS = "<PAD>", "<UNK>", "<EOS>"
 SPECIAL_TOKENS = (PAD, UNK, EOS)
@@ -56,10 +57,9 @@ class Vocabulary:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocabulary":
         """Read a vocabulary file: one token per line."""
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise InputError("vocabulary file not found", source=str(path)) from None
+        if not Path(path).exists():
+            raise InputError("vocabulary file not found", source=str(path))
+        lines = read_text(path).splitlines()
         try:
             return cls([line for line in lines if line])
         except InputError as e:

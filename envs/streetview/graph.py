@@ -32,6 +32,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order
 
 from valan.errors import InputError
+from valan.io import read_text
 
 NODES_FILE = "nodes.txt"
 LINKS_FILE = "links.txt"
@@ -170,10 +171,7 @@ def _bfs_hops(adjacency: csr_matrix, root: int) -> np.ndarray:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError("file not found", source=str(path)) from None
+    return read_text(path).splitlines()
 
 
 def _bad_line(path: Path, lineno: int, line: str, expected: str) -> InputError:
