@@ -34,6 +34,8 @@ COMMANDS: dict[tuple[str, ...], str] = {
 }
 
 GROUP_HELP = {
+    ("predict",): "predict",
+    ("report",): "report",
     ("evaluate",): "score predictions or a trained agent with the community's metrics",
     ("data",): "validate datasets",
     ("data", "check"): "check a dataset against its navigation graph",
@@ -45,8 +47,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="valan", description="Vision-and-language navigation on Ray and PyTorch.")
     groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): parser.add_subparsers(dest="command", metavar="COMMAND")}
     for words, module_name in COMMANDS.items():
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help only when X says something: not for flags, ``None``, empty
+    values or helps that already name their default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        default = action.default
+        if ("%(default)" in help_text or "default:" in help_text or default in (None, False, "", [], ())
+                or default is argparse.SUPPRESS or action.nargs == 0 or not action.option_strings):
+            return action.help
+        return help_text + " (default: %(default)s)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("valan")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
         if importlib.util.find_spec(f"valan.commands.{module_name}") is None:
             continue
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
         module = importlib.import_module(f"valan.commands.{module_name}")
         for depth in range(1, len(words)):
             prefix = words[:depth]
@@ -55,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                 groups[prefix] = sub.add_subparsers(dest="_".join(prefix) + "_command", metavar="COMMAND")
                 groups[prefix].required = True
         leaf = groups[words[:-1]].add_parser(words[-1], help=module.HELP, description=module.HELP,
-                                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                             formatter_class=DefaultsHelpFormatter)
         module.add_arguments(leaf)
         leaf.set_defaults(_run=module.run)
     return parser

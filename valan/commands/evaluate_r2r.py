@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a valan train checkpoint: run the trained agent greedily over every instruction of "
                              "--data, then score its predictions")
     parser.add_argument("--save-predictions", type=Path, metavar="FILE",
-                        help="with --checkpoint: also write the agent's predictions (leaderboard format) here")
+                        help="with --checkpoint: also write the agent's predictions (leaderboard format) here; on a "
+                             "split without reference paths (test) they are written and not scored")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (rates in [0, 1], distances in metres) instead of a table")
@@ -67,7 +68,15 @@ def run(args: argparse.Namespace) -> int:
         trained = TrainedCheckpoint.load(args.checkpoint)
         if trained.problem.name != "r2r":
             raise InputError(f"a {trained.problem.name!r} checkpoint, not an R2R one", source=trained.source)
-        predictions = trained.predictions(args.data, args.connectivity)
+        unscored = args.save_predictions is not None and _first_without_reference(args) is not None
+        if not unscored:
+            _require_references(args)
+        predictions = trained.predictions(args.data, args.connectivity, progress=True)
+        if unscored:
+            write_json(args.save_predictions, predictions, indent=None)
+            print(f"{args.data} has episodes without reference paths (a test split?): wrote {len(predictions)} "
+                  f"predictions to {args.save_predictions}, not scored")
+            return 0
         status = score_predictions(args, predictions, source=str(args.checkpoint))
         if args.save_predictions is not None:
             write_json(args.save_predictions, predictions, indent=None)
@@ -84,6 +93,7 @@ def score_predictions(args: argparse.Namespace, predictions: object, source: str
     ``source`` names where the predictions came from in error messages. Nothing is written unless every
     prediction is valid.
     """
+    _require_references(args)
     episodes, connectivity = _load(args)
     results = {source: _evaluate(args, episodes, connectivity, predictions, source)}
     _report(args, results, connectivity, single=True)
@@ -102,6 +112,24 @@ def score_baselines(args: argparse.Namespace) -> int:
         results[name] = _evaluate(args, episodes, connectivity, predictions, f"{name} baseline")
     _report(args, results, connectivity, single=False)
     return 0
+
+
+def _first_without_reference(args: argparse.Namespace) -> str | None:
+    """The instr_id of the first episode of ``args.data`` that has no reference path (test splits), or None."""
+    from valan.envs.r2r.dataset import load_r2r
+
+    return next((ep.instr_id for ep in load_r2r(args.data) if not ep.has_reference), None)
+
+
+def _require_references(args: argparse.Namespace) -> None:
+    """``InputError`` pointing to ``valan predict`` when ``args.data`` cannot be scored (no reference paths)."""
+    from valan.errors import InputError
+
+    instr_id = _first_without_reference(args)
+    if instr_id is not None:
+        raise InputError(f"instr_id {instr_id}: no reference path (a test split?), so nothing can be scored; "
+                         f"write a checkpoint's predictions with `valan predict r2r --checkpoint CKPT --data "
+                         f"{args.data} --output FILE`", source=str(args.data))
 
 
 def _load(args: argparse.Namespace) -> tuple[list, Any]:

@@ -17,7 +17,7 @@ HELP = "pretrain the follower's instruction and visual encoders on cross-modal a
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", default=None,
-                        help="comma-separated tasks among cma,nvs (default: the config's learning.tasks)%(default).0s")
+                        help="comma-separated tasks among cma,nvs (default: the config's learning.tasks)")
     add_run_arguments(parser, "alignment.yaml", "run.total_cpu_minutes=15")
 
 

@@ -10,18 +10,14 @@ from typing import Any, Sequence
 
 def add_run_arguments(parser: argparse.ArgumentParser, config_file: str, example: str) -> None:
     """``--config`` (default: the embedded ``configs/<config_file>``), ``--set`` (``example``: an override),
-    ``--out`` and ``--resume``.
-
-    The help texts end in ``%(default).0s`` (prints nothing): they state their defaults in words, so the CLI's
-    ArgumentDefaultsHelpFormatter must not append "(default: None)".
-    """
+    ``--out`` and ``--resume``."""
     parser.add_argument("--config", default=None,
-                        help=f"YAML config (default: the embedded configs/{config_file})%(default).0s")
+                        help=f"YAML config (default: the embedded configs/{config_file})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help=f"override a config value, e.g. --set {example} (repeatable)%(default).0s")
-    parser.add_argument("--out", default=None, help="run folder (default: the config's run.logdir)%(default).0s")
+                        help=f"override a config value, e.g. --set {example} (repeatable)")
+    parser.add_argument("--out", default=None, help="run folder (default: the config's run.logdir)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from the run folder's latest checkpoint%(default).0s")
+                        help="continue from the run folder's latest checkpoint")
 
 
 def load_run_config(args: argparse.Namespace, config_file: str, schema: type,

@@ -16,23 +16,21 @@ HELP = ("train an agent SEED-RL style on Ray: central batched inference, CPU act
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # Help texts end in %(default).0s (prints nothing): they state their defaults in words, so the CLI's
-    # ArgumentDefaultsHelpFormatter must not append "(default: None)".
     parser.add_argument("--config", type=Path,
                         help="YAML config (default: the embedded configs/r2r_sample.yaml; with --resume: the run's "
-                             "saved config.yaml)%(default).0s")
+                             "saved config.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set learning.lr=5e-4 (repeatable)%(default).0s")
-    parser.add_argument("--out", type=Path, help="output folder (default: the config's run.logdir)%(default).0s")
+                        help="override a config value, e.g. --set learning.lr=5e-4 (repeatable)")
+    parser.add_argument("--out", type=Path, help="output folder (default: the config's run.logdir)")
     parser.add_argument("--ray-address",
                         help="join a running Ray cluster ('auto' or host:port); default: a local Ray instance "
-                             "sized to this machine%(default).0s")
+                             "sized to this machine")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true",
-                       help="continue from the newest checkpoint in the output folder (weights, optimizer, counters)%(default).0s")
+                       help="continue from the newest checkpoint in the output folder (weights, optimizer, counters)")
     start.add_argument("--init-from", type=Path, metavar="CKPT",
-                       help="initialise the model's weights (only) from a checkpoint%(default).0s")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar%(default).0s")
+                       help="initialise the model's weights (only) from a checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

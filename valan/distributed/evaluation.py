@@ -82,36 +82,51 @@ class EvalAggregator:
         self.writer.close()
 
 
-def greedy_episodes(env: Any, act: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]) -> list[dict[str, Any]]:
+def greedy_episodes(env: Any, act: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray],
+                    on_finished: Callable[[int], object] | None = None) -> list[dict[str, Any]]:
     """Run an evaluation-mode batched env to the end with ``act(obs, first) -> actions``; the finished episodes'
-    records, as the environment reported them (id, ``trajectory``, ...)."""
+    records, as the environment reported them (id, ``trajectory``, ...). ``on_finished(n)`` hears of every step's
+    ``n`` newly finished episodes (a progress bar)."""
     obs, _ = env.reset()
     first = np.ones(env.num_envs, bool)
     episodes: list[dict[str, Any]] = []
     while not env.finished:
         obs, _, done, infos = env.step(act(obs, first))
         episodes.extend(infos["finished"])
+        if on_finished is not None and infos["finished"]:
+            on_finished(len(infos["finished"]))
         first = done
     return episodes
 
 
-def local_greedy_episodes(problem: Problem, config: TrainConfig, agent: Any, split: str, num_envs: int = 16
-                          ) -> list[dict[str, Any]]:
+def local_greedy_episodes(problem: Problem, config: TrainConfig, agent: Any, split: str, num_envs: int = 16,
+                          progress: bool = False) -> list[dict[str, Any]]:
     """Run ``agent`` greedily over every episode of ``split`` exactly once, in this process (no Ray), acting as
-    the eval actors do: :func:`greedy_episodes` asking an inference server for evaluation actions."""
+    the eval actors do: :func:`greedy_episodes` asking an inference server for evaluation actions. ``progress``
+    shows a progress bar (episodes) on stderr when it is a terminal."""
+    from tqdm import tqdm
+
     env = problem.make_env(config, split, num_envs, config.run.seed, evaluation=True)
     server = InferenceServer(agent, unroll_length=1, unroll_queue=queue.Queue(maxsize=1), max_batch=num_envs,
                              max_wait_ms=0.0)
+    bar = tqdm(total=len(env.world.episode_ids), desc=f"{problem.name} agent", unit="episode",
+               disable=None if progress else True)
     try:
         return greedy_episodes(env, lambda obs, first: server.infer(0, "local", obs, None, None, first,
-                                                                    evaluation=True))
+                                                                    evaluation=True), on_finished=bar.update)
     finally:
+        bar.close()
         server.close()
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainedCheckpoint:
-    """A ``valan train`` checkpoint: its problem, its config and the loaded state (weights under ``model``)."""
+    """A ``valan train`` checkpoint: its problem, its config and the loaded state (weights under ``model``).
+
+    It holds everything acting needs besides the navigation graph, the episodes and (for real features) the
+    feature store: the weights, the config and the vocabulary's tokens (``vocab``; checkpoints written before
+    valan stored it rebuild the vocabulary from the config's files, as training did).
+    """
 
     problem: Problem
     config: TrainConfig
@@ -119,8 +134,9 @@ class TrainedCheckpoint:
     source: str
 
     @classmethod
-    def load(cls, path: str | Path) -> TrainedCheckpoint:
-        """Read ``path``; ``InputError`` when it is not a training checkpoint."""
+    def load(cls, path: str | Path, task: str | None = None) -> TrainedCheckpoint:
+        """Read ``path``; ``InputError`` when it is not a training checkpoint or, with ``task`` (a problem's name
+        or ``command_word``, e.g. ``streetview``), when its problem is not that task's."""
         from valan.checkpoint import load_checkpoint
         from valan.problems import config_from_dict, get_problem
 
@@ -129,19 +145,32 @@ class TrainedCheckpoint:
         if not isinstance(state.get("config"), dict) or "model" not in state:
             raise InputError("not a valan train checkpoint (no 'config' or 'model')", source=source)
         config = config_from_dict(state["config"], source=source)
-        return cls(get_problem(config.problem), config, state, source)
+        problem = get_problem(config.problem)
+        if task is not None and task not in (problem.name, problem.command_word):
+            raise InputError(f"a {problem.name!r} checkpoint, not a {task!r} one", source=source)
+        return cls(problem, config, state, source)
 
-    def predictions(self, data_file: str | Path, graph: str | Path | None = None, num_envs: int = 16
-                    ) -> list[dict[str, Any]]:
-        """The trained agent's leaderboard-format predictions on every episode of ``data_file``, acting greedily
-        (:func:`local_greedy_episodes`); ``graph`` replaces the training config's navigation graph when given."""
+    def predictions(self, data_file: str | Path, graph: str | Path | None = None, num_envs: int = 16,
+                    progress: bool = False) -> list[dict[str, Any]]:
+        """The trained agent's leaderboard-format predictions on every episode of ``data_file`` (reference paths
+        or not: test splits too), acting greedily (:func:`local_greedy_episodes`); ``graph`` replaces the training
+        config's navigation graph when given; ``progress`` shows a progress bar."""
+        import tempfile
+
+        from valan.text import Vocabulary
+
         problem = self.problem
         config = problem.evaluation_config(self.config, DATA_FILE_SPLIT, data_file, graph)
-        agent = problem.make_agent(config, problem.feature_table(config))
-        problem.init_from(agent, self.state, source=self.source)
-        agent.eval()
-        return leaderboard_predictions(problem, local_greedy_episodes(problem, config, agent, DATA_FILE_SPLIT,
-                                                                      num_envs))
+        with tempfile.TemporaryDirectory(prefix="valan-vocab-") as scratch:
+            if "vocab" in self.state:  # the checkpoint's own vocabulary, not the training files'
+                vocab_file = Path(scratch) / "vocab.txt"
+                Vocabulary(list(self.state["vocab"])).save(vocab_file)
+                config = dataclasses.replace(config, data=dataclasses.replace(config.data, vocab=str(vocab_file)))
+            agent = problem.make_agent(config, problem.feature_table(config))
+            problem.init_from(agent, self.state, source=self.source)
+            agent.eval()
+            episodes = local_greedy_episodes(problem, config, agent, DATA_FILE_SPLIT, num_envs, progress)
+        return leaderboard_predictions(problem, episodes)
 
 
 def assign_splits(splits: list[str], num_eval_actors: int) -> list[list[str]]:

@@ -60,6 +60,7 @@ class TouchdownProblem(Problem):
     metric_names: ClassVar[tuple[str, ...]] = ("task_completion", "spd", "sed")
     prediction_key: ClassVar[str] = "route_id"
     graph_field: ClassVar[str] = "graph"
+    command_word: ClassVar[str] = "streetview"
 
     def check_inputs(self, config: TouchdownConfig) -> None:
         """Every data file's routes walk along links of ``data.graph`` (``valan data check streetview``), the
