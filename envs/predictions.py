@@ -1,4 +1,5 @@
-"""What every task's scorer checks of leaderboard-format predictions before scoring them.
+"""What every task's scorer checks of leaderboard-format predictions before scoring them (and the number check
+that data files share).
 
 Predictions name episodes by the task's id field (R2R ``instr_id``, Street View ``id``); the task's metrics module
 (``valan.envs.r2r.metrics``, ``valan.envs.streetview.metrics``) parses them into trajectories keyed by that id.
@@ -6,9 +7,16 @@ Predictions name episodes by the task's id field (R2R ``instr_id``, Street View 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 
 from valan.errors import InputError
+
+
+def finite_number(value: object) -> bool:
+    """Whether a JSON value is a finite number (not a bool, string, NaN or infinity): what every heading and
+    elevation must be, in data files and in predictions."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def check_one_per_episode(predicted: Collection[str], episode_ids: Sequence[str], key: str, nouns: tuple[str, str],

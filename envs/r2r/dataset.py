@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
+from valan.envs.predictions import finite_number
 from valan.envs.r2r.graph import Connectivity
 from valan.errors import InputError
 from valan.io import read_json
@@ -64,7 +64,7 @@ def record_problems(record: object, position: int) -> tuple[str, list[str]]:
     heading = record.get("heading", 0.0)
     if not _is_path(record.get("path", ["?"])):
         problems.append("field 'path' must be a non-empty list of viewpoint ids")
-    if isinstance(heading, bool) or not isinstance(heading, (int, float)) or not math.isfinite(heading):
+    if not finite_number(heading):
         problems.append(f"field 'heading' must be a finite number, got {heading!r}")
     instructions = record.get("instructions", [])
     if not isinstance(instructions, list) or not all(isinstance(s, str) for s in instructions):
@@ -73,16 +73,22 @@ def record_problems(record: object, position: int) -> tuple[str, list[str]]:
 
 
 def graph_problems(record: dict, connectivity: Connectivity) -> list[str]:
-    """Problems of a record's path on the navigation graphs: unknown scan, viewpoints missing from the scan,
-    consecutive viewpoints that are not adjacent (none when the record has no scan or no well-formed path)."""
+    """Problems of a record's path on the navigation graphs (:func:`path_problems`; none when the record has no
+    scan or no well-formed path)."""
     scan, path = record.get("scan"), record.get("path")
     if "scan" not in record or not _is_path(path):
         return []
+    return path_problems(scan, path, connectivity)
+
+
+def path_problems(scan: object, path: list[str], connectivity: Connectivity) -> list[str]:
+    """Problems of a path of viewpoint ids on a scan's graph, one line each: unknown scan, viewpoints missing from
+    the scan, consecutive viewpoints that are not adjacent (not an edge of the scan's connectivity)."""
     if not isinstance(scan, str) or scan not in connectivity:
-        return [f"unknown scan {scan!r} (no connectivity file)"]
+        return [f"unknown scan {scan!r} (no {scan}_connectivity.json in {connectivity.directory})"]
     graph = connectivity.graph(scan)
-    problems = [f"viewpoint {vp} (path position {path.index(vp)}) is not in scan {scan}"
-                for vp in path if vp not in graph]
+    problems = [f"unknown viewpoint {vp!r} (path position {k}) in scan {scan}"
+                for k, vp in enumerate(path) if vp not in graph]
     problems += [f"path positions {i} and {i + 1} ({a} -> {b}) are not adjacent in scan {scan}"
                  for i, (a, b) in enumerate(zip(path, path[1:]))
                  if a in graph and b in graph and not graph.adjacent(a, b)]

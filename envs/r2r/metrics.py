@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from valan.envs.r2r.dataset import R2REpisode
-from valan.envs.predictions import check_one_per_episode
+from valan.envs.predictions import check_one_per_episode, finite_number
 from valan.envs.r2r.graph import Connectivity, ScanGraph
 from valan.errors import InputError
 
@@ -193,6 +193,10 @@ def parse_predictions(records: object, source: str = "") -> dict[str, list[str]]
             if not isinstance(entry, list) or not entry or not isinstance(entry[0], str):
                 raise InputError(f"trajectory entry {k} must be [viewpoint, heading, elevation], got {entry!r}",
                                  source=source, record=where)
+            for name, value in zip(("heading", "elevation"), entry[1:]):
+                if not finite_number(value):
+                    raise InputError(f"trajectory entry {k}: {name} must be a finite number (radians), got "
+                                     f"{value!r}", source=source, record=where)
             viewpoints.append(entry[0])
         if instr_id in trajectories:
             raise InputError("duplicate prediction (each instruction needs exactly one)", source=source, record=where)

@@ -15,11 +15,11 @@ Instructions are tokenized like R2R (``valan.text``); the vocabulary is built fr
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from valan.envs.predictions import finite_number
 from valan.envs.streetview.graph import StreetGraph
 from valan.errors import InputError
 from valan.io import read_jsonl
@@ -61,10 +61,6 @@ class StreetViewRoute:
         return self.route[-1]
 
 
-def _number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-
-
 def parse_routes(records: Iterable[object], source: str = "", graph: StreetGraph | None = None
                  ) -> list[StreetViewRoute]:
     """Check and convert route records; ``InputError`` naming ``source`` and the route id (or line) on bad input,
@@ -96,11 +92,11 @@ def parse_routes(records: Iterable[object], source: str = "", graph: StreetGraph
         if not isinstance(panoids, list) or not panoids or not all(isinstance(p, str) and p for p in panoids):
             raise InputError("field 'route_panoids' must be a non-empty list of panorama ids", source=source,
                              record=where)
-        if not _number(start_heading):
+        if not finite_number(start_heading):
             raise InputError(f"field 'start_heading' must be a finite number, got {start_heading!r}", source=source,
                              record=where)
         end_heading = item.get("end_heading")
-        if end_heading is not None and not _number(end_heading):
+        if end_heading is not None and not finite_number(end_heading):
             raise InputError(f"field 'end_heading' must be a finite number, got {end_heading!r}", source=source,
                              record=where)
         route = StreetViewRoute(

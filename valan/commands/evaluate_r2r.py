@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         unscored = args.save_predictions is not None and _first_without_reference(args) is not None
         if not unscored:
             _require_references(args)
+        _load(args)  # --data is checked on the graph (one line naming the file) before the agent acts on it
         predictions = trained.predictions(args.data, args.connectivity, progress=True)
         if unscored:
             write_json(args.save_predictions, predictions, indent=None)
@@ -136,7 +137,8 @@ def _load(args: argparse.Namespace) -> tuple[list, Any]:
     from valan.envs.r2r.dataset import load_r2r
     from valan.envs.r2r.graph import Connectivity
 
-    return load_r2r(args.data), Connectivity(args.connectivity)
+    connectivity = Connectivity(args.connectivity)
+    return load_r2r(args.data, connectivity), connectivity
 
 
 def _evaluate(args: argparse.Namespace, episodes: list, connectivity: Any, predictions: object,

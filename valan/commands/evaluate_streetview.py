@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         if trained.problem.name not in ("touchdown", "map2seq"):
             raise InputError(f"a {trained.problem.name!r} checkpoint, not a Touchdown or map2seq one",
                              source=trained.source)
+        _load(args)  # --data is checked on the graph (one line naming the file) before the agent acts on it
         predictions = trained.predictions(args.data, args.graph)
         return score_predictions(args, predictions, source=f"{args.checkpoint} (agent run)")
     if args.predictions is None:
@@ -61,12 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
 def score_predictions(args: argparse.Namespace, predictions: object, source: str) -> int:
     """Check and score ``predictions`` on ``args.data`` and ``args.graph``; print a table or JSON."""
-    from valan.envs.streetview.dataset import load_routes
-    from valan.envs.streetview.graph import load_graph
     from valan.envs.streetview.metrics import evaluate_streetview
 
-    routes = load_routes(args.data)
-    graph = load_graph(args.graph)
+    routes, graph = _load(args)
     summary, per_episode = evaluate_streetview(routes, predictions, graph, predictions_source=source,
                                                data_source=str(args.data))
     if args.json:
@@ -84,3 +82,12 @@ def score_predictions(args: argparse.Namespace, predictions: object, source: str
         for e in per_episode:
             print(f"{e['id']:<12} {int(e['task_completion']):>3d} {e['spd']:>5d} {e['sed']:>6.3f}")
     return 0
+
+
+def _load(args: argparse.Namespace) -> tuple[list, Any]:
+    """The routes of ``--data``, checked on the ``--graph`` they are returned with."""
+    from valan.envs.streetview.dataset import load_routes
+    from valan.envs.streetview.graph import load_graph
+
+    graph = load_graph(args.graph)
+    return load_routes(args.data, graph), graph

@@ -63,6 +63,7 @@ class Problem:
         """
         if not config.data.train:
             raise InputError("data.train names no episode files")
+        self.vocabulary(config)
 
     def make_env(self, config: TrainConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:
         """A batched environment stepping ``num_envs`` episodes of ``split`` ("train" or a key of data.eval).

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from valan.envs.r2r.dataset import parse_r2r
+from valan.envs.r2r.dataset import parse_r2r, path_problems
 from valan.envs.r2r.geometry import GEOMETRY_DIM, nearest_view
 from valan.envs.r2r.graph import Connectivity, ScanGraph
 from valan.errors import InputError
@@ -247,16 +247,9 @@ class ScoredRecord:
 def check_pair(connectivity: Connectivity, pair: Pair, source: str, where: str) -> None:
     """``InputError`` naming the record when its scan or viewpoints are unknown, consecutive viewpoints are not
     adjacent, or its instruction is empty."""
-    if pair.scan not in connectivity:
-        raise InputError(f"unknown scan {pair.scan!r}", source=source, record=where)
-    graph = connectivity.graph(pair.scan)
-    for vp in pair.path:
-        if vp not in graph:
-            raise InputError(f"unknown viewpoint {vp!r} in scan {pair.scan}", source=source, record=where)
-    for a, b in zip(pair.path, pair.path[1:]):
-        if not graph.adjacent(a, b):
-            raise InputError(f"path steps {a} -> {b} are not adjacent in scan {pair.scan}", source=source,
-                             record=where)
+    problems = path_problems(pair.scan, list(pair.path), connectivity)
+    if problems:
+        raise InputError(problems[0], source=source, record=where)
     if not pair.instruction.strip():
         raise InputError("empty instruction", source=source, record=where)
 

@@ -172,10 +172,11 @@ class PairBatches:
         return chunk
 
 
-def load_episodes(data: R2RDataConfig, files: Sequence[str]) -> list[R2REpisode]:
+def load_episodes(data: R2RDataConfig, files: Sequence[str], connectivity: Connectivity) -> list[R2REpisode]:
+    """The episodes of ``files``, each path checked on ``connectivity`` (``InputError`` naming file and path)."""
     episodes: list[R2REpisode] = []
     for name in files:
-        episodes.extend(load_r2r(data.resolve(name)))
+        episodes.extend(load_r2r(data.resolve(name), connectivity))
     return episodes
 
 
@@ -197,8 +198,8 @@ def prepare_pair_data(config: PairTrainingConfig, label: str, train_types: Seque
     data = config.data
     connectivity = Connectivity(data.resolve(data.connectivity))
     vocab, features = Vocabulary.load(data.resolve(data.vocab)), open_features(data)
-    train = NegativeSampler(load_episodes(data, data.train), connectivity, config.negatives)
-    eval_pairs = {split: NegativeSampler(load_episodes(data, [name]), connectivity, config.negatives)
+    train = NegativeSampler(load_episodes(data, data.train, connectivity), connectivity, config.negatives)
+    eval_pairs = {split: NegativeSampler(load_episodes(data, [name], connectivity), connectivity, config.negatives)
                   .pairs(config.run.eval_seed, eval_types) for split, name in data.eval.items()}
     print(f"{label}: {len(train.episodes)} training instructions from {', '.join(data.train)}; "
           + "; ".join(f"{split}: {len(pairs)} pairs" for split, pairs in eval_pairs.items()))

@@ -33,14 +33,12 @@ class R2RProblem(Problem):
         from valan.envs.r2r.graph import Connectivity, ViewpointIndex
         from valan.features.stores import open_feature_store
         from valan.problems import check_feature_keys
-        from valan.text import Vocabulary
 
         super().check_inputs(config)
         connectivity = Connectivity(config.data.resolve(config.data.connectivity))
         for split in ("train", *config.data.eval):
             for f in config.data.split_files(split):
                 load_r2r(f, connectivity)
-        Vocabulary.load(config.data.resolve(config.data.vocab))
         spec = _feature_spec(config)
         store = open_feature_store(spec, dim=config.data.synthetic_dim)
         if not store.synthetic:

@@ -73,7 +73,6 @@ class TouchdownProblem(Problem):
         for split in ("train", *config.data.eval):
             for f in config.data.split_files(split):
                 load_routes(f, g)
-        vocabulary(config)
         store = feature_store(config)
         if not store.synthetic:
             check_feature_keys(store, [(g.name, p) for p in g.panoids], str(config.data.resolve(config.data.features)))
