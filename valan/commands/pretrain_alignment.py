@@ -26,8 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from valan.problems.alignment.config import AlignmentConfig
     from valan.problems.alignment.training import pretrain
 
-    tasks = [] if args.tasks is None else [f"learning.tasks=[{args.tasks}]"]
-    config, out = load_run_config(args, "alignment.yaml", AlignmentConfig, tasks)
+    config, out = load_run_config(args, "alignment.yaml", AlignmentConfig, _tasks_override(args.tasks))
     result = pretrain(config, out, resume=args.resume)
     for split, scalars in result.metrics.items():
         print(f"{split}: " + "  ".join(f"{name} {value:.3f}" for name, value in scalars.items()))
@@ -35,3 +34,17 @@ def run(args: argparse.Namespace) -> int:
     if config.data.features == "synthetic":
         print(SYNTHETIC_NOTE)
     return 0
+
+
+def _tasks_override(tasks: str | None) -> list[str]:
+    """The ``--set`` override that ``--tasks`` stands for; ``InputError`` blaming ``--tasks`` for an unknown task."""
+    from valan.errors import InputError
+    from valan.problems.alignment.config import TASKS
+
+    if tasks is None:
+        return []
+    names = [name.strip() for name in tasks.split(",")]
+    wrong = [name for name in names if name not in TASKS]
+    if wrong:
+        raise InputError(f"--tasks: unknown task {wrong[0]!r} (choose among {', '.join(TASKS)})")
+    return [f"learning.tasks=[{','.join(names)}]"]
