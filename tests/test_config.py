@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -46,10 +47,11 @@ def test_overrides_coerce_by_field_type():
     ])
     assert config.learning.lr == pytest.approx(2e-4) and config.learning.batch_size == 32
     assert config.learning.mode == "rl" and config.distributed.ray_address == "auto"
-    assert config.data.train == ["a.json", "b.json"]
-    assert config.data.eval == {"val_seen": "R2R_sample_val_seen.json", "val_unseen": "R2R_val_unseen.json"}
+    cwd = Path.cwd()  # file names given on the command line are relative to the working directory
+    assert config.data.train == [str(cwd / "a.json"), str(cwd / "b.json")]
+    assert config.data.eval == {"val_seen": "R2R_sample_val_seen.json", "val_unseen": str(cwd / "R2R_val_unseen.json")}
     assert config.data.root == "123"  # string fields take the text verbatim
-    assert config.run.total_minutes == 30.0 and config.data.vocab == "null.txt"
+    assert config.run.total_minutes == 30.0 and config.data.vocab == str(cwd / "null.txt")
     assert apply_overrides(config, ["data.root=null"]).data.root is None
     assert R2RConfig().learning.lr == pytest.approx(1e-3)  # the original is untouched
 

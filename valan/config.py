@@ -229,11 +229,32 @@ def apply_overrides(config: T, overrides: Sequence[str]) -> T:
     ``value`` is read as YAML (``1e-3``, ``true``, ``[a, b]``, ``null``); string fields take it verbatim.
     Keys inside ``dict`` fields may be new (``data.eval.val_unseen=R2R_val_unseen.json``).
     """
+def _absolute_paths(value: Any, sentinels: Sequence[str]) -> Any:
+    """``value`` (a path, or a list or dict of them, or a section with ``PATH_FIELDS`` of its own) with relative
+    paths made absolute against the working directory; ``sentinels`` (e.g. ``""``, ``"synthetic"``) and ``None``
+    stay as they are."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{name: _absolute_paths(getattr(value, name), sentinels)
+                                             for name in getattr(value, "PATH_FIELDS", ())})
+    if isinstance(value, list):
+        return [_absolute_paths(v, sentinels) for v in value]
+    if isinstance(value, dict):
+        return {k: _absolute_paths(v, sentinels) for k, v in value.items()}
+    if not isinstance(value, str) or value in sentinels:
+        return value
+    return str(Path.cwd() / os.path.expanduser(value))  # an absolute right-hand side replaces the cwd
+
+
     data = to_dict(config)
     for item in overrides:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
+
+    Fields that a section lists in its ``PATH_FIELDS`` class attribute name files: relative paths given
+    here are made absolute against the working directory (the command line's convention), while the same
+    fields in a config file keep their relative names for the section to resolve (e.g. against ``data.root``);
+    the section's ``PATH_SENTINELS`` (e.g. ``"synthetic"``) are not paths.
             raise InputError(f"override {item!r} must look like section.key=value")
         renamed = renamed_key_error(type(config), key)
         if renamed is not None:
@@ -246,6 +267,7 @@ def apply_overrides(config: T, overrides: Sequence[str]) -> T:
             if dataclasses.is_dataclass(tp):
                 hints = typing.get_type_hints(tp)
                 if part not in hints:
+        owner: Any = None  # the section holding the field the override is in, and that field
                     raise _unknown_key(part, list(hints), f"{where}." if where else "")
                 tp = hints[part]
             elif typing.get_origin(tp) is dict:
@@ -253,6 +275,7 @@ def apply_overrides(config: T, overrides: Sequence[str]) -> T:
             else:
                 raise InputError(f"config key {where!r} is a value, not a section; cannot set {key!r}")
             if last:
+                owner = (tp, part)
                 node[part] = _coerce(_parse_override_value(text, tp), tp, key)
             else:
                 if not isinstance(node.get(part), dict):
@@ -260,6 +283,9 @@ def apply_overrides(config: T, overrides: Sequence[str]) -> T:
                 node = node[part]
     return from_dict(type(config), data, source="--set")
 
+                section, field_name = owner
+                if field_name in getattr(section, "PATH_FIELDS", ()):
+                    node[part] = _absolute_paths(node[part], getattr(section, "PATH_SENTINELS", ("",)))
 
 # ---------------------------------------------------------------------------------------------- files
 

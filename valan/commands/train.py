@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.init_from is not None and not args.init_from.is_file():
         raise InputError("checkpoint file not found", source=str(args.init_from))
     problem = get_problem(config.problem)
+    problem.check_inputs(config)  # every data path, the vocabulary and the features, before Ray starts
     address = args.ray_address or config.distributed.ray_address
     if address:
         ray.init(address=address, logging_level=logging.WARNING)

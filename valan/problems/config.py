@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from valan.errors import InputError
 from valan.learning.config import DistributedConfig, LearningConfig, RunConfig
@@ -18,7 +19,16 @@ from valan.learning.config import DistributedConfig, LearningConfig, RunConfig
 
 @dataclass
 class DataConfig:
-    """Where the data lives. Relative file names are resolved against ``root``; ``root: null`` = bundled sample."""
+    """Where the data lives.
+
+    Relative file names in a config file are resolved against ``root`` (``root: null`` = the bundled sample; a
+    relative ``root`` against the working directory). Relative file names given on the command line
+    (``--set data.features=features/tiny``) are resolved against the working directory instead, like any
+    command-line path: ``--set`` makes the fields of ``PATH_FIELDS`` absolute.
+    """
+
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("train", "eval", "vocab", "features")
+    PATH_SENTINELS: ClassVar[tuple[str, ...]] = ("", "synthetic")  # not file names: "build it", synthetic features
 
     root: str | None = None
     train: list[str] = field(default_factory=list)  # one or more episode files

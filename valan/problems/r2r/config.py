@@ -7,6 +7,7 @@ The defaults are the embedded run: the bundled R2R sample (5 scans) with synthet
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from valan.learning.config import RunConfig
 from valan.problems.config import AgentConfig, DataConfig, EnvConfig, TrainConfig
@@ -15,6 +16,8 @@ from valan.problems.config import AgentConfig, DataConfig, EnvConfig, TrainConfi
 @dataclass
 class R2RDataConfig(DataConfig):
     """R2R-format episode files and the Matterport3D connectivity graphs (default: the bundled sample)."""
+
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = (*DataConfig.PATH_FIELDS, "connectivity")
 
     train: list[str] = field(default_factory=lambda: ["R2R_sample_train.json"])
     eval: dict[str, str] = field(default_factory=lambda: {"val_seen": "R2R_sample_val_seen.json"})

@@ -29,6 +29,8 @@ from valan.problems.config import AgentConfig, DataConfig, EnvConfig, TrainConfi
 class StreetViewDataConfig(DataConfig):
     """Data of a Street View problem (default: the bundled Touchdown sample, used for training and evaluation)."""
 
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = (*DataConfig.PATH_FIELDS, "graph")
+
     train: list[str] = field(default_factory=lambda: [SAMPLE_TOUCHDOWN])
     eval: dict[str, str] = field(default_factory=lambda: {"dev": SAMPLE_TOUCHDOWN})
     graph: str = SAMPLE_GRAPH
