@@ -15,6 +15,7 @@ state is batch-first, ``(B, ...)``. Lengths count tokens. Nothing here carries a
   masked ``(B, N)``): ``softmax_n((W q) . k_n / sqrt(H))`` weighting the keys, ``(B, H)``.
 - :class:`StackedLSTMCell`: one time step of ``layers`` stacked LSTM cells: input ``(B, I)`` and states
   ``h, c`` ``(B, layers, H)`` -> the top layer's output ``(B, H)`` and the new ``h, c``.
+- :func:`check_visual_weights`: a follower's checkpoint and model agree on the visual pathway (``agent.visual``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from valan.agents.base import mask_logits
+from valan.errors import InputError
 from valan.text import PAD_ID
 
 _LSTM_TENSORS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
@@ -157,3 +159,14 @@ class StackedLSTMCell(nn.ModuleList):
             hs.append(x)
             cs.append(c_layer)
         return x, torch.stack(hs, dim=1), torch.stack(cs, dim=1)
+
+
+def check_visual_weights(state_dict: dict[str, Any], prefix: str, visual_module: str, visual: str) -> None:
+    """``InputError`` unless ``state_dict`` has tensors under ``prefix + visual_module`` exactly when the model
+    being loaded has a visual pathway (``visual == "features"``): the weights record which ``agent.visual`` a
+    follower was built with."""
+    has_visual = any(key.startswith(prefix + visual_module) for key in state_dict)
+    if has_visual != (visual == "features"):
+        saved = "features" if has_visual else "none"
+        raise InputError(f"the checkpoint was trained with agent.visual={saved} but this agent is built with "
+                         f"agent.visual={visual} (set agent.visual={saved})")

@@ -16,7 +16,8 @@ import sys
 from valan.errors import InputError
 from valan.io import os_error
 
-# (command words) -> module in valan.commands
+# (command words) -> module in valan.commands, or "module:Name" for a class in it that holds the command's HELP,
+# add_arguments and run (one module serving several leaves)
 COMMANDS: dict[tuple[str, ...], str] = {
     ("train",): "train",
     ("evaluate", "r2r"): "evaluate_r2r",
@@ -24,6 +25,8 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("evaluate", "sdr"): "evaluate_sdr",
     ("data", "check", "r2r"): "check_r2r",
     ("data", "check", "streetview"): "check_streetview",
+    ("data", "split", "r2r"): "data_split:R2R",
+    ("data", "split", "streetview"): "data_split:StreetView",
     ("features", "convert"): "features_convert",
     ("features", "extract"): "features_extract",
     ("train-sdr",): "train_sdr",
@@ -31,22 +34,19 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("score",): "score",
     ("filter",): "filter",
     ("pretrain-alignment",): "pretrain_alignment",
+    ("predict",): "predict",
+    ("report",): "report",
 }
 
 GROUP_HELP = {
-    ("predict",): "predict",
-    ("report",): "report",
     ("evaluate",): "score predictions or a trained agent with the community's metrics",
-    ("data",): "validate datasets",
+    ("data",): "validate and split datasets",
     ("data", "check"): "check a dataset against its navigation graph",
+    ("data", "split"): "carve an unseen-environment validation split out of training data",
     ("features",): "build and convert visual feature stores",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="valan", description="Vision-and-language navigation on Ray and PyTorch.")
-    groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): parser.add_subparsers(dest="command", metavar="COMMAND")}
-    for words, module_name in COMMANDS.items():
 class DefaultsHelpFormatter(argparse.HelpFormatter):
     """Appends "(default: X)" to an option's help only when X says something: not for flags, ``None``, empty
     values or helps that already name their default."""
@@ -69,10 +69,17 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="valan", description="Vision-and-language navigation on Ray and PyTorch.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): parser.add_subparsers(dest="command", metavar="COMMAND")}
+    for words, target in COMMANDS.items():
+        module_name, _, leaf_name = target.partition(":")
         if importlib.util.find_spec(f"valan.commands.{module_name}") is None:
             continue
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
         module = importlib.import_module(f"valan.commands.{module_name}")
+        if leaf_name:
+            module = getattr(module, leaf_name)
         for depth in range(1, len(words)):
             prefix = words[:depth]
             if prefix not in groups:

@@ -8,18 +8,19 @@ import torch
 
 from valan.agents.base import MASKED_LOGIT
 from valan.config import apply_overrides
+from valan.errors import InputError
 from valan.problems import load_train_config
 from valan.problems import get_problem
 
 SMALL = ["agent.hidden_dim=32", "agent.embed_dim=16", "agent.geometry_dim=8"]
 
 
-@pytest.fixture(scope="module")
-def setup():
+@pytest.fixture(scope="module", params=["features", "none"])
+def setup(request):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small model on a shared 2-core machine: intra-op threads only add contention
     torch.manual_seed(0)
-    config = apply_overrides(load_train_config(), SMALL)
+    config = apply_overrides(load_train_config(), [*SMALL, f"agent.visual={request.param}"])
     problem = get_problem("r2r")
     table = problem.feature_table(config)
     yield config, problem, table, problem.make_agent(config, table)
@@ -93,11 +94,14 @@ def test_invalid_candidates_are_masked_and_shapes_follow_the_contract(setup):
     assert [s.shape[0] for s in state] == [5] * 5  # batch-first state
     out.logits[~invalid].sum().backward()
     assert agent.instruction_encoder.backward_lstm.weight_ih_l0.grad.abs().sum() > 0  # the encoder learns
-    assert agent.visual_encoder.projection.weight.grad.abs().sum() > 0
+    if agent.visual_mode == "features":
+        assert agent.visual_encoder.projection.weight.grad.abs().sum() > 0
 
 
 def test_checkpoints_hold_weights_not_the_feature_table(setup):
     config, problem, table, agent = setup
+    if agent.visual_mode == "none":
+        pytest.skip("no visual pathway: see test_without_the_visual_pathway_features_do_not_matter")
     state_dict = agent.state_dict()
     assert "feature_table" not in state_dict
     assert any(k.startswith("instruction_encoder.") for k in state_dict)
@@ -107,3 +111,38 @@ def test_checkpoints_hold_weights_not_the_feature_table(setup):
     assert torch.equal(clone.feature_table, agent.feature_table)
     with pytest.raises(ValueError, match="feature table"):
         clone.set_feature_table(np.zeros((3, 36, 5), np.float32))
+
+
+def test_without_the_visual_pathway_features_do_not_matter(setup):
+    config, problem, table, agent = setup
+    if agent.visual_mode == "features":
+        pytest.skip("the visual pathway reads features")
+    assert not any(k.startswith("visual_encoder.") for k in agent.state_dict())
+    env = problem.make_env(config, "train", 4, seed=4, evaluation=False)
+    obs, first = _stack(_act(agent, env, 4, np.random.default_rng(3)))
+    with torch.no_grad():
+        plain, _ = agent(obs, agent.initial_state(4), first)
+        noisy, _ = agent({**obs, "features": torch.randn(*first.shape, 36, table.shape[-1])}, agent.initial_state(4),
+                         first)
+        moved, _ = agent({**obs, "viewpoint": torch.zeros_like(obs["viewpoint"])}, agent.initial_state(4), first)
+    torch.testing.assert_close(noisy.logits, plain.logits)  # other features, other viewpoint ids: same policy
+    torch.testing.assert_close(moved.logits, plain.logits)
+
+
+def test_loading_weights_of_the_other_visual_choice_is_a_one_line_error(setup):
+    config, problem, table, agent = setup
+    other = "none" if agent.visual_mode == "features" else "features"
+    clone = problem.make_agent(apply_overrides(config, [f"agent.visual={other}"]), table)
+    with pytest.raises(InputError, match=f"trained with agent.visual={agent.visual_mode} but this agent is built "
+                                         f"with agent.visual={other}") as error:
+        clone.load_state_dict(agent.state_dict())
+    assert "\n" not in str(error.value)
+
+
+def test_auto_resolves_against_the_features_and_is_recorded(setup):
+    config, problem, table, _ = setup
+    auto = apply_overrides(config, ["agent.visual=auto"])
+    agent = problem.make_agent(auto, table)
+    assert agent.visual_mode == auto.agent.visual == "none"  # synthetic features carry no visual information
+    real = apply_overrides(config, ["agent.visual=auto", "data.features=/some/store"])
+    assert real.resolve_visual() == "features" and real.agent.visual == "features"

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from valan.cli import main
 from valan.config import to_dict
@@ -19,6 +20,7 @@ def save_trained(path, config, with_vocab=True):
     from valan.checkpoint import save_checkpoint
 
     problem = get_problem(config.problem)
+    torch.manual_seed(0)  # the same untrained weights in every checkpoint, so their predictions can be compared
     state = {"model": problem.make_agent(config).state_dict(), "optimizer": {}, "step": 0, "env_steps": 0,
              "config": to_dict(config), "problem": problem.name}
     if with_vocab:

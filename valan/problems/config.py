@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from valan.errors import InputError
 from valan.learning.config import DistributedConfig, LearningConfig, RunConfig
@@ -68,12 +68,21 @@ class EnvConfig:
 
 @dataclass
 class AgentConfig:
-    """Model sizes every follower has."""
+    """Model sizes every follower has, and whether it reads visual features.
+
+    ``visual``: ``features`` builds the visual pathway; ``none`` builds the model without it (language and
+    geometry only; synthetic features identify viewpoints, so a model reading them memorises training scenes);
+    ``auto`` is ``none`` when ``data.features`` is synthetic and ``features`` otherwise. Building the agent
+    (:meth:`TrainConfig.resolve_visual`) writes the resolved value back, so a run's ``config.yaml`` and its
+    checkpoints record it.
+    """
 
     embed_dim: int = 64  # word embedding size
     hidden_dim: int = 128  # LSTM size (the instruction encoder uses hidden_dim // 2 per direction)
     core_layers: int = 2  # stacked LSTM layers of the recurrent core
-    dropout: float = 0.0
+    dropout: float = 0.0  # on the attentional state before the policy
+    instruction_dropout: float = 0.0  # on the instruction's word embeddings (Tan et al. 2019)
+    visual: Literal["auto", "features", "none"] = "auto"
 
 
 @dataclass
@@ -88,3 +97,10 @@ class TrainConfig:
     learning: LearningConfig = field(default_factory=LearningConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+    def resolve_visual(self) -> str:
+        """``agent.visual`` with ``auto`` resolved against ``data.features`` (and written back; see
+        :class:`AgentConfig`): ``"features"`` or ``"none"``."""
+        if self.agent.visual == "auto":
+            self.agent.visual = "none" if self.data.features == "synthetic" else "features"
+        return self.agent.visual

@@ -42,9 +42,10 @@ def test_configs_pick_the_problem_classes_and_defaults():
     assert get_problem("map2seq").metric_names == ("task_completion", "spd", "sed")
 
 
-def test_acting_step_by_step_equals_one_pass_over_the_sequence():
+@pytest.mark.parametrize("visual", ["features", "none"])
+def test_acting_step_by_step_equals_one_pass_over_the_sequence(visual):
     torch.manual_seed(0)
-    config = small_config()
+    config = small_config("map2seq.yaml", f"agent.visual={visual}")
     problem = get_problem("map2seq")
     agent = problem.make_agent(config)
     env = problem.make_env(config, "train", 3, seed=1, evaluation=False)
@@ -69,7 +70,7 @@ def test_acting_step_by_step_equals_one_pass_over_the_sequence():
 
 
 def test_agent_rolls_table_features_like_the_environment():
-    config = small_config("touchdown.yaml")
+    config = small_config("touchdown.yaml", "agent.visual=features")
     problem = get_problem("touchdown")
     agent = problem.make_agent(config)
     env = TouchdownEnv(features=feature_store(config), include_features=True)
@@ -111,7 +112,7 @@ def test_imitation_learns_to_follow_training_routes(tmp_path, capsys):
     data = tmp_path / "three.jsonl"
     data.write_text("".join(MAP2SEQ.read_text().splitlines(keepends=True)[:3]))
     config = small_config("map2seq.yaml", f"data.train=[{data}]", f"data.eval.dev={data}", "data.vocab_min_count=1",
-                          "learning.mode=imitation")
+                          "learning.mode=imitation", "agent.visual=features")  # train = eval: memorising pays
     problem = get_problem("map2seq")
     agent = problem.make_agent(config)
     env = BatchedTouchdownEnv(3, data=data, vocab=vocabulary(config), max_instruction_length=100, seed=0)
