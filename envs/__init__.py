@@ -11,6 +11,7 @@ from gymnasium.envs.registration import register, registry
 _ENVS = {
     "valan/R2R-v0": "valan.envs.r2r.env:R2REnv",
     "valan/Touchdown-v0": "valan.envs.streetview.env:TouchdownEnv",
+    "valan/NDH-v0": "valan.envs.ndh.env:NDHEnv",
 }
 
 for _env_id, _entry_point in _ENVS.items():

@@ -23,6 +23,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("evaluate", "r2r"): "evaluate_r2r",
     ("evaluate", "streetview"): "evaluate_streetview",
     ("evaluate", "sdr"): "evaluate_sdr",
+    ("evaluate", "ndh"): "evaluate_ndh",
     ("data", "check", "r2r"): "check_r2r",
     ("data", "check", "streetview"): "check_streetview",
     ("data", "split", "r2r"): "data_split:R2R",
@@ -34,6 +35,9 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("score",): "score",
     ("filter",): "filter",
     ("pretrain-alignment",): "pretrain_alignment",
+    ("train-speaker",): "train_speaker",
+    ("speak",): "speak",
+    ("augment", "paths"): "augment_paths",
     ("predict",): "predict",
     ("report",): "report",
 }
@@ -44,6 +48,7 @@ GROUP_HELP = {
     ("data", "check"): "check a dataset against its navigation graph",
     ("data", "split"): "carve an unseen-environment validation split out of training data",
     ("features",): "build and convert visual feature stores",
+    ("augment",): "make augmented training data (sampled paths; valan speak writes their instructions)",
 }
 
 
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"valan: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"valan: error: {os_error(e, e.filename or '?')}", file=sys.stderr)
+        print(f"valan: error: {os_error(e, e.filename or '(no file name)')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("valan: interrupted", file=sys.stderr)

@@ -206,11 +206,19 @@ class R2RWorld:
             self.start[i], self.goal[i] = path[0], path[-1]
             self.has_reference[i] = ep.has_reference
             self.start_heading[i] = ep.heading % (2 * math.pi)
-            self.instructions[i], self.instruction_lengths[i] = self.vocab.encode(ep.instruction,
-                                                                                  self.max_instruction_length)
+            self.instructions[i], self.instruction_lengths[i] = self.encode_instruction(i)
         unreachable = np.flatnonzero(~np.isfinite(self.distance(self.start, self.goal)))
         if len(unreachable):
             raise InputError("goal unreachable from the start", record=self.episodes[unreachable[0]].instr_id)
+
+    def encode_instruction(self, row: int) -> tuple[np.ndarray, int]:
+        """Token ids and length of episode ``row``'s input text (a task with other text overrides this)."""
+        return self.vocab.encode(self.episodes[row].instruction, self.max_instruction_length)
+
+    def goal_distance(self, viewpoints: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+        """Metres from each of ``viewpoints`` to its episode's goal, the distance the rewards measure (a task
+        with a goal region overrides this)."""
+        return self.distance(viewpoints, self.goal[episodes])
 
     def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Shortest-path distances (metres) between global viewpoints ``a`` and ``b`` of the same scan."""
@@ -333,7 +341,6 @@ class _Slots:
         time = self.time[slots] + (actions != STOP)
         ended = (actions == STOP) | (time >= self.max_steps)
         episodes = self.episode[slots]
-        goal = w.goal[episodes]
         moved = slots[move]
         self.path[moved, self.path_length[moved]] = nxt[move]
         self.path_heading[moved, self.path_length[moved]] = new_heading[move]
@@ -344,7 +351,7 @@ class _Slots:
             for s in moved:
                 self.path_ndtw[s] = self._slot_ndtw(int(s))
             ndtw_after = self.path_ndtw[slots]
-        reward = self._reward(Transition(w.distance(pos, goal), w.distance(nxt, goal), ended,
+        reward = self._reward(Transition(w.goal_distance(pos, episodes), w.goal_distance(nxt, episodes), ended,
                                          ndtw_before, ndtw_after))
         reward *= w.has_reference[episodes]
         self.position[slots] = nxt
@@ -404,7 +411,7 @@ class _Slots:
                 episodes.tolist(), self.path[slots].tolist(), self.path_heading[slots].tolist(),
                 self.path_length[slots].tolist(), self.returns[slots].tolist(), self.time[slots].tolist(), distances):
             info: dict[str, Any] = {
-                "instr_id": w.episodes[e].instr_id,
+                w.id_key: w.episode_ids[e],
                 "trajectory": [[w.viewpoint_ids[g], h, 0.0] for g, h in zip(path[:n], headings[:n])],
                 "return": ret, "steps": steps, "distance_to_goal": None, "success": None}
             if w.has_reference[e]:
@@ -471,7 +478,8 @@ class BatchedR2REnv(BatchedEnv):
     elevation], ...]``), ``return``, ``steps``, ``distance_to_goal`` and ``success`` (None without a reference
     path). Evaluation runs every episode exactly once in the given order.
 
-    Constructor arguments are those of ``R2REnv`` plus ``num_envs``, ``evaluation`` and ``seed``.
+    Constructor arguments are those of ``R2REnv`` plus ``num_envs``, ``evaluation``, ``seed`` and
+    ``episode_weights`` (training: one sampling weight per episode, in data order; ``valan.envs.batched``).
     """
 
     world: R2RWorld
@@ -481,10 +489,11 @@ class BatchedR2REnv(BatchedEnv):
                  features: FeatureStore | None = None, split_episodes: Sequence[R2REpisode] | None = None,
                  reward: str = "distance", max_steps: int = 12, max_instruction_length: int = 80,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
-                 scans: Sequence[str] | None = None, evaluation: bool = False, seed: int = 0):
+                 scans: Sequence[str] | None = None, evaluation: bool = False, seed: int = 0,
+                 episode_weights: np.ndarray | None = None):
         super().__init__(*_r2r_slots(num_envs, data, connectivity, vocab, features, split_episodes, reward,
                                      max_steps, max_instruction_length, max_candidates, include_features, scans),
-                         evaluation, seed)
+                         evaluation, seed, episode_weights)
 
     @property
     def viewpoint_index(self) -> ViewpointIndex:

@@ -1,0 +1,1 @@
+"""Navigation from Dialog History (CVDN's NDH task): its config sections and problem."""
