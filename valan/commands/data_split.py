@@ -81,7 +81,7 @@ class StreetView:
         parser.add_argument("--graph", required=True, help=f"graph folder (nodes.txt, {UNSEEN_AREA_FILE})")
         parser.add_argument("--out", required=True, help="output folder")
         parser.add_argument("--area", default=None, help=f"polygon file (default: GRAPH/{UNSEEN_AREA_FILE})")
-        parser.add_argument("--seen-fraction", type=float, default=0.1,
+        parser.add_argument("--seen-fraction", type=float, default=0.05,
                             help="share of the routes outside the area held out as dev_seen")
         parser.add_argument("--seed", type=int, default=0, help="seed of the seen hold-out")
 
