@@ -154,3 +154,47 @@ def test_the_layer_table_catches_an_import_against_the_order(tmp_path):
     assert imported == {"valan.problems"} and layer_of("valan.problems") > layer_of("valan.text")
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a -> b -> c -> a"]
     assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+HEAVY = ("torch", "numpy", "scipy", "gymnasium", "ray", "PIL", "valan.envs", "valan.agents", "valan.learning",
+         "valan.problems", "valan.distributed", "valan.features.extraction", "valan.features.stores")
+"""What importing the subcommands, and building the parser for ``valan --help`` or ``valan evaluate r2r``, must not
+import: a subcommand imports what it uses inside ``run`` (or ``add_arguments``, which only runs for its own
+command line)."""
+
+_PARSER_PROBE = """
+import importlib, importlib.util, json, sys
+heavy = tuple(sys.argv[1:])
+def loaded():
+    return {m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in heavy)}
+import valan.cli
+first = {}
+for module in sorted(set(valan.cli.COMMANDS.values())):
+    name = "valan.commands." + module.split(":")[0]
+    if importlib.util.find_spec(name) is None:  # build_parser skips it too
+        continue
+    before = loaded()
+    importlib.import_module(name)
+    for m in loaded() - before:
+        first.setdefault(m, module)
+for argv in ([], ["--help"], ["evaluate", "r2r", "--json"]):
+    before = loaded()
+    valan.cli.build_parser(argv)
+    for m in loaded() - before:
+        first.setdefault(m, "build_parser(%s)" % argv)
+print(json.dumps(first))
+"""
+
+
+def test_building_the_cli_parser_imports_no_heavy_or_task_module():
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PARSER_PROBE, *HEAVY], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    first = json.loads(out.stdout)
+    culprits = sorted({(first[m], m.split(".")[0] if not m.startswith("valan.") else ".".join(m.split(".")[:2]))
+                       for m in first})
+    assert not first, "building the parser imported heavy or task modules (move them into run()): " + ", ".join(
+        f"{module} -> {heavy}" for module, heavy in culprits)

@@ -12,6 +12,7 @@ import importlib.util
 import os
 import signal
 import sys
+from collections.abc import Sequence
 
 from valan.errors import InputError
 from valan.io import os_error
@@ -74,7 +75,9 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``valan`` parser. With ``argv`` (the command line to parse) only the subcommand it names gets its
+    options (``add_arguments`` may import what that subcommand needs); without it every subcommand does."""
     parser = argparse.ArgumentParser(prog="valan", description="Vision-and-language navigation on Ray and PyTorch.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): parser.add_subparsers(dest="command", metavar="COMMAND")}
@@ -93,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                 groups[prefix].required = True
         leaf = groups[words[:-1]].add_parser(words[-1], help=module.HELP, description=module.HELP,
                                              formatter_class=DefaultsHelpFormatter)
-        module.add_arguments(leaf)
+        if argv is None or tuple(argv[:len(words)]) == words:
+            module.add_arguments(leaf)
         leaf.set_defaults(_run=module.run)
     return parser
 
@@ -102,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand. Bad input (``InputError``) and any OS error left unconverted (a file that cannot be read
     or written) print one line naming the path and return 2; a closed stdout (``valan ... | head``) ends quietly
     with 141, the status of a process that SIGPIPE ended."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "_run"):
         parser.print_help()

@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from valan.envs.r2r.dataset import check_r2r
-from valan.envs.r2r.graph import Connectivity
-from valan.io import read_json
-
 HELP = ("check an R2R dataset: scans exist, every path viewpoint is in its scan's graph, consecutive path "
         "viewpoints are adjacent, start headings are finite numbers; lists every problem by path_id")
 
@@ -19,6 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from valan.envs.r2r.dataset import check_r2r
+    from valan.envs.r2r.graph import Connectivity
+    from valan.io import read_json
+
     connectivity = Connectivity(args.connectivity)
     problems, counts = check_r2r(read_json(args.data), connectivity)
     for line in problems:

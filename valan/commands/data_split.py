@@ -11,16 +11,10 @@ import argparse
 import json
 from pathlib import Path
 
-from valan.envs.r2r.dataset import parse_r2r
-from valan.envs.r2r.split import DEFAULT_FRACTION, instruction_count, split_by_scan
-from valan.envs.streetview.dataset import parse_routes
-from valan.envs.streetview.graph import load_graph
-from valan.envs.streetview.split import UNSEEN_AREA_FILE, read_unseen_area, split_by_area
-from valan.errors import InputError
-from valan.io import atomic_write, read_json, read_jsonl, write_json
-
 
 def _counts_r2r(name: str, records: list[dict]) -> dict:
+    from valan.envs.r2r.split import instruction_count
+
     return {"file": name, "paths": len(records), "instructions": instruction_count(records),
             "scans": len({r["scan"] for r in records})}
 
@@ -31,6 +25,8 @@ class R2R:
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
+        from valan.envs.r2r.split import DEFAULT_FRACTION
+
         parser.add_argument("--data", required=True, help="R2R-format training file (e.g. R2R_train.json)")
         parser.add_argument("--out", required=True, help="output folder")
         parser.add_argument("--holdout-scans", type=int, default=None,
@@ -42,6 +38,11 @@ class R2R:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
+        from valan.envs.r2r.dataset import parse_r2r
+        from valan.envs.r2r.split import split_by_scan
+        from valan.errors import InputError
+        from valan.io import read_json, write_json
+
         records = read_json(args.data)
         parse_r2r(records, source=args.data)  # one line naming the record at the first bad field
         seen = None
@@ -77,6 +78,8 @@ class StreetView:
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
+        from valan.envs.streetview.split import UNSEEN_AREA_FILE
+
         parser.add_argument("--data", required=True, nargs="+", help="Touchdown / map2seq JSON-lines files")
         parser.add_argument("--graph", required=True, help=f"graph folder (nodes.txt, {UNSEEN_AREA_FILE})")
         parser.add_argument("--out", required=True, help="output folder")
@@ -87,6 +90,12 @@ class StreetView:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
+        from valan.envs.streetview.dataset import parse_routes
+        from valan.envs.streetview.graph import load_graph
+        from valan.envs.streetview.split import UNSEEN_AREA_FILE, read_unseen_area, split_by_area
+        from valan.errors import InputError
+        from valan.io import atomic_write, read_jsonl, write_json
+
         if not 0.0 <= args.seen_fraction < 1.0:
             raise InputError(f"--seen-fraction must be in [0, 1), got {args.seen_fraction}")
         records, routes = [], []

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 from valan.data import sample_path
-from valan.envs.ndh.dataset import PATH_TYPES
 
 HELP = ("score NDH (CVDN navigation from dialog history) predictions: goal progress, navigation and oracle error, "
         "success, oracle success, SPL, oracle path success, trajectory length")
@@ -23,6 +22,8 @@ ROWS = (("goal_progress", "goal progress (GP), m"), ("nav_error", "navigation er
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from valan.envs.ndh.dataset import PATH_TYPES
+
     parser.add_argument("--data", type=Path, default=sample_path("ndh/NDH_sample_val.json"),
                         help="NDH data file with end_panos and paths (here: the bundled format sample, not CVDN)")
     parser.add_argument("--connectivity", type=Path, default=sample_path("connectivity"),

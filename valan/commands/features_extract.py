@@ -24,7 +24,7 @@ def _degrees(text: str) -> list[float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from valan.features.extraction import DEFAULT_FOV_DEG, DEFAULT_HEADINGS_DEG, DEFAULT_PITCHES_DEG
+    from valan.features import DEFAULT_FOV_DEG, DEFAULT_HEADINGS_DEG, DEFAULT_PITCHES_DEG
 
     def joined(values: tuple[float, ...]) -> str:
         return ",".join(f"{v:g}" for v in values)

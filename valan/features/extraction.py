@@ -47,9 +47,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 R2R_IMAGE_NAME = re.compile(r"^(?P<viewpoint>.+)_(?P<view>\d+)\.(?:jpe?g|png)$", re.IGNORECASE)
-DEFAULT_HEADINGS_DEG = tuple(45.0 * i for i in range(8))  # the Street View environment's default: 8 views
-DEFAULT_PITCHES_DEG = (0.0,)
-DEFAULT_FOV_DEG = 60.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
