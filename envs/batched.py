@@ -56,6 +56,9 @@ class EpisodeWorld(Protocol):
     def feature_table(self, store: FeatureStore) -> np.ndarray:
         """Features of every node of the map from ``store``, in the order of the observations' node indices."""
 
+    def instruction_text(self, row: int) -> str:
+        """The text episode ``row`` gives the agent, as a person reads it (``info["instruction"]``)."""
+
 
 class EpisodeSlots(Protocol):
     """The state of ``num_slots`` concurrent episodes in one world; ``slots`` and ``episodes`` are int64 arrays."""
@@ -78,6 +81,10 @@ class EpisodeSlots(Protocol):
 
     def summaries(self, slots: np.ndarray) -> list[dict[str, Any]]:
         """The records of the episodes ``slots`` run (reported when they end)."""
+
+    def picture(self, slot: int) -> Any:
+        """A top-down PIL picture of ``slot``'s episode so far: the map, the path taken, the goal
+        (``valan.envs.drawing``)."""
 
 
 class EpisodeSchedule:
@@ -187,17 +194,24 @@ class SingleEpisodeEnv(_SlotsEnv, gym.Env):
     """One episode at a time (gymnasium API) on a single slot.
 
     ``reset(options={"episode_id": id})`` starts the episode named ``id``, without it one drawn with the env's
-    RNG; its info is ``{world.id_key: id}``. ``step`` returns ``terminated=True`` when the episode ends (never
-    ``truncated``: the step limit ends an episode as if the agent stopped) with the episode's record as info,
-    else ``{world.id_key: id}``.
+    RNG. Infos carry ``{world.id_key: id, "episode_id": id, "instruction": text}``; ``step`` returns
+    ``terminated=True`` when the episode ends (never ``truncated``: the step limit ends an episode as if the
+    agent stopped), its info adding the episode's record.
+
+    ``render_mode="rgb_array"``: ``render()`` returns the top-down picture of the episode so far as a
+    ``(height, width, 3)`` uint8 array (``EpisodeSlots.picture``).
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
 
-    def __init__(self, slots: EpisodeSlots, features: FeatureStore):
+    def __init__(self, slots: EpisodeSlots, features: FeatureStore, render_mode: str | None = None):
         super().__init__(slots, features)
         if len(slots.episode) != 1:
             raise ValueError("a single-episode env runs exactly one slot")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                             f"got {render_mode!r}")
+        self.render_mode = render_mode
         self.observation_space, self.action_space = slots.observation_space, slots.action_space
         self._slot = np.zeros(1, np.int64)
         self._ended: bool | None = None
@@ -206,7 +220,10 @@ class SingleEpisodeEnv(_SlotsEnv, gym.Env):
         return {key: value[0, ...] for key, value in self._slots.observe().items()}
 
     def _running(self) -> dict[str, Any]:
-        return {self.world.id_key: self.world.episode_ids[int(self._slots.episode[0])]}
+        row = int(self._slots.episode[0])
+        episode_id = self.world.episode_ids[row]
+        return {self.world.id_key: episode_id, "episode_id": episode_id,
+                "instruction": self.world.instruction_text(row)}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -227,5 +244,13 @@ class SingleEpisodeEnv(_SlotsEnv, gym.Env):
             raise RuntimeError("the episode has ended; call reset()")
         reward, ended = self._slots.act(self._slot, np.array([int(action)], np.int64))
         self._ended = bool(ended[0])
-        info = self._slots.summaries(self._slot)[0] if self._ended else self._running()
+        info = {**self._running(), **self._slots.summaries(self._slot)[0]} if self._ended else self._running()
         return self._observation(), float(reward[0]), self._ended, False, info
+
+    def render(self) -> np.ndarray | None:
+        """The picture of the episode so far (``render_mode="rgb_array"``), else None."""
+        if self.render_mode is None:
+            return None
+        if self._ended is None:
+            raise RuntimeError("call reset() before render()")
+        return np.asarray(self._slots.picture(0).convert("RGB"), dtype=np.uint8)

@@ -126,9 +126,10 @@ class NDHEnv(SingleEpisodeEnv):
                  reward: str = "distance", max_steps: int = DEFAULT_MAX_STEPS,
                  max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
-                 scans: Sequence[str] | None = None):
+                 scans: Sequence[str] | None = None, render_mode: str | None = None):
         super().__init__(*_ndh_slots(1, data, connectivity, vocab, features, split_episodes, path_type, reward,
-                                     max_steps, max_instruction_length, max_candidates, include_features, scans))
+                                     max_steps, max_instruction_length, max_candidates, include_features, scans),
+                         render_mode=render_mode)
 
 
 class BatchedNDHEnv(BatchedEnv):

@@ -51,10 +51,12 @@ from gymnasium import spaces
 from valan.data import sample_path
 from valan.envs.batched import BatchedEnv, SingleEpisodeEnv
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
+from valan.envs.r2r.drawing import draw_r2r_episode
 from valan.envs.r2r.geometry import GEOMETRY_DIM, NO_MOVE_GEOMETRY, VIEW_STEP, nearest_view
 from valan.envs.r2r.graph import Connectivity, ViewpointIndex
 from valan.envs.r2r.metrics import DTW_THRESHOLD, SUCCESS_THRESHOLD, ndtw
 from valan.envs.r2r.rewards import NEEDS_NDTW, REWARDS, Transition
+from valan.envs.spaces import feature_space, feature_store
 from valan.errors import InputError
 from valan.features.stores import R2R_HEADINGS, R2R_VIEWS, FeatureStore, SyntheticFeatures
 from valan.text import Vocabulary
@@ -220,6 +222,10 @@ class R2RWorld:
         with a goal region overrides this)."""
         return self.distance(viewpoints, self.goal[episodes])
 
+    def instruction_text(self, row: int) -> str:
+        """Episode ``row``'s instruction as a person reads it."""
+        return self.episodes[row].instruction
+
     def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Shortest-path distances (metres) between global viewpoints ``a`` and ``b`` of the same scan."""
         return self._dist[self.row_base[a] + self.local[b]]
@@ -271,7 +277,7 @@ def observation_space(world: R2RWorld, max_steps: int, features: FeatureStore | 
         "oracle_next_action": box(0, world.max_candidates, (), np.int64),
     }
     if features is not None:
-        space["features"] = box(-np.inf, np.inf, (features.views, features.dim), np.float32)
+        space["features"] = feature_space(features, world.keys())
     return spaces.Dict(space)
 
 
@@ -401,6 +407,19 @@ class _Slots:
             obs["features"] = np.stack([self.features.get(w.viewpoint_scans[g], w.viewpoint_ids[g]) for g in pos])
         return obs
 
+    def picture(self, slot: int) -> Any:
+        """The episode of ``slot`` so far, top-down (``valan.envs.r2r.drawing``): one panel per floor with the
+        reference path, the path taken, start, goal and the 3 m success circle, under the instruction."""
+        w, row = self.world, int(self.episode[slot])
+        ep = w.episodes[row]
+        taken = [w.viewpoint_ids[g] for g in self.path[slot, :self.path_length[slot]]]
+        title = f"{w.episode_ids[row]}  step {self.time[slot]} of {self.max_steps}"
+        if w.has_reference[row]:
+            distance = float(w.goal_distance(self.position[slot:slot + 1], self.episode[slot:slot + 1])[0])
+            title += f"  {distance:.1f} m to the goal"
+        return draw_r2r_episode(w.connectivity.graph(ep.scan), ep.path, taken, title, w.instruction_text(row),
+                                success_radius=SUCCESS_THRESHOLD)
+
     def summaries(self, slots: np.ndarray) -> list[dict[str, Any]]:
         """What finished episodes report: ``instr_id``, leaderboard ``trajectory`` and outcome, per slot."""
         w = self.world
@@ -422,14 +441,14 @@ class _Slots:
 
 def _r2r_slots(num_slots: int, data: PathLike | Sequence[PathLike] | None,
                connectivity: PathLike | Connectivity | None, vocab: PathLike | Vocabulary | None,
-               features: FeatureStore | None, split_episodes: Sequence[R2REpisode] | None, reward: str,
+               features: FeatureStore | PathLike | None, split_episodes: Sequence[R2REpisode] | None, reward: str,
                max_steps: int, max_instruction_length: int, max_candidates: int, include_features: bool,
                scans: Sequence[str] | None) -> tuple[_Slots, FeatureStore]:
     """The slots of an R2R env (arguments as ``R2REnv``'s) and its feature store."""
     world = R2RWorld.from_sources(data, connectivity, vocab, split_episodes,
                                   max_instruction_length=max_instruction_length, max_candidates=max_candidates,
                                   scans=scans)
-    features = features if features is not None else SyntheticFeatures()
+    features = feature_store(features, SyntheticFeatures(), R2R_VIEWS)
     return _Slots(world, num_slots, reward, max_steps, features if include_features else None), features
 
 
@@ -441,8 +460,9 @@ class R2REnv(SingleEpisodeEnv):
         data: R2R JSON file(s); default the bundled sample train split.
         connectivity: folder of ``{scan}_connectivity.json`` (or a ``Connectivity``); default the bundled sample's.
         vocab: vocabulary file (or ``Vocabulary``); default the bundled R2R train vocabulary.
-        features: feature store for ``include_features`` and ``feature_table()``; default ``SyntheticFeatures()``
-            (no visual information).
+        features: feature store for ``include_features`` and ``feature_table()``, or its path (a store folder of
+            ``valan features convert``, a ``.tsv`` file); default ``SyntheticFeatures()`` (no visual information).
+            With ``include_features`` the ``features`` Box is bounded by the store's values over every viewpoint.
         split_episodes: already-loaded episodes to use instead of ``data``.
         reward: ``"distance"``, ``"ndtw"`` or ``"success"`` (``valan.envs.r2r.rewards``).
         max_steps: actions other than STOP before the episode ends as if stopped.
@@ -451,18 +471,21 @@ class R2REnv(SingleEpisodeEnv):
             neighbours.
         include_features: put the current viewpoint's ``(36, D)`` features into observations.
         scans: scans of the global viewpoint index; default all scans of the connectivity folder.
+        render_mode: ``"rgb_array"``: ``render()`` returns the top-down picture of the episode so far (per floor:
+            the graph, the reference path, the path taken, start, goal and the 3 m success circle, the instruction).
     """
 
     world: R2RWorld
 
     def __init__(self, data: PathLike | Sequence[PathLike] | None = None,
                  connectivity: PathLike | Connectivity | None = None, vocab: PathLike | Vocabulary | None = None,
-                 features: FeatureStore | None = None, split_episodes: Sequence[R2REpisode] | None = None,
+                 features: FeatureStore | PathLike | None = None, split_episodes: Sequence[R2REpisode] | None = None,
                  reward: str = "distance", max_steps: int = 12, max_instruction_length: int = 80,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
-                 scans: Sequence[str] | None = None):
+                 scans: Sequence[str] | None = None, render_mode: str | None = None):
         super().__init__(*_r2r_slots(1, data, connectivity, vocab, features, split_episodes, reward, max_steps,
-                                     max_instruction_length, max_candidates, include_features, scans))
+                                     max_instruction_length, max_candidates, include_features, scans),
+                         render_mode=render_mode)
 
     @property
     def viewpoint_index(self) -> ViewpointIndex:

@@ -52,7 +52,9 @@ from gymnasium import spaces
 
 from valan.data import sample_path
 from valan.envs.batched import BatchedEnv, SingleEpisodeEnv
+from valan.envs.spaces import feature_space, feature_store
 from valan.envs.streetview.dataset import SAMPLE_TOUCHDOWN, StreetViewRoute, build_vocabulary, load_routes
+from valan.envs.streetview.drawing import draw_streetview_episode
 from valan.envs.streetview.graph import UNREACHABLE, StreetGraph, load_graph
 from valan.envs.streetview.metrics import task_completion
 from valan.envs.streetview.navigation import (NO_LINK, NUM_DISCRETE_ACTIONS, PANORAMIC_BINS, PANORAMIC_WINDOW,
@@ -134,6 +136,10 @@ class TouchdownWorld:
             vocab = Vocabulary.load(vocab)
         return cls(routes, graph, vocab, max_instruction_length, source=source)
 
+    def instruction_text(self, row: int) -> str:
+        """Route ``row``'s navigation text."""
+        return self.routes[row].navigation_text
+
     def keys(self) -> list[tuple[str, str]]:
         """``(graph name, panoid)`` of every panorama in index order (feature-store keys)."""
         return [(self.graph.name, p) for p in self.graph.panoids]
@@ -173,7 +179,7 @@ def observation_space(world: TouchdownWorld, max_steps: int, actions: int,
         "oracle_next_action": integer(actions - 1),
     }
     if features is not None:
-        space["features"] = spaces.Box(-np.inf, np.inf, (features.views, features.dim), np.float32)
+        space["features"] = feature_space(features, world.keys())
     return spaces.Dict(space)
 
 
@@ -291,6 +297,16 @@ class _Slots:
             obs["features"] = rolled_features(table, self.heading, g.yaw[node].astype(np.float64))
         return obs
 
+    def picture(self, slot: int) -> Any:
+        """The episode of ``slot`` so far, top-down on the lat/lng graph (``valan.envs.streetview.drawing``): the
+        route, the path taken, start and goal, under the instruction."""
+        g, row = self.graph, int(self.episode[slot])
+        route = self.world.routes[row]
+        title = (f"{route.id}  step {self.time[slot]} of {self.max_steps}  "
+                 f"{g.hops(int(self.node[slot]), self.world.route_nodes[row][-1])} hops to the goal")
+        return draw_streetview_episode(g, route.route, [g.panoids[i] for i in self.path[slot]], title,
+                                       route.navigation_text)
+
     def summaries(self, slots: np.ndarray) -> list[dict[str, Any]]:
         """What the slots' finished episodes report (see the module docstring)."""
         g, out = self.graph, []
@@ -305,13 +321,13 @@ class _Slots:
 
 
 def _touchdown_slots(num_slots: int, data: PathLike | Sequence[PathLike] | None, graph: PathLike | StreetGraph | None,
-                     vocab: PathLike | Vocabulary | None, features: FeatureStore | None,
+                     vocab: PathLike | Vocabulary | None, features: FeatureStore | PathLike | None,
                      routes: Sequence[StreetViewRoute] | None, action_space: str, max_steps: int,
                      max_instruction_length: int, reward: str, step_cost: float, stop_reward: float,
                      include_features: bool, vocab_min_count: int) -> tuple[_Slots, FeatureStore]:
     """The slots of a Touchdown env (arguments as ``TouchdownEnv``'s) and its feature store."""
     world = TouchdownWorld.from_sources(data, graph, vocab, routes, max_instruction_length, vocab_min_count)
-    features = features if features is not None else SyntheticFeatures(views=DEFAULT_VIEWS)
+    features = feature_store(features, SyntheticFeatures(views=DEFAULT_VIEWS), DEFAULT_VIEWS)
     slots = _Slots(world, num_slots, action_space, max_steps, reward, step_cost, stop_reward,
                    features if include_features else None)
     return slots, features
@@ -326,8 +342,9 @@ class TouchdownEnv(SingleEpisodeEnv):
         graph: folder with ``nodes.txt`` and ``links.txt`` (or a ``StreetGraph``); default the bundled sub-graph.
         vocab: vocabulary file or ``Vocabulary``; default built from ``data`` (give the training split's for
             evaluation).
-        features: feature store for ``include_features`` and ``feature_table()``; default
-            ``SyntheticFeatures(views=8)`` (no visual information).
+        features: feature store for ``include_features`` and ``feature_table()``, or its path (a store folder, a
+            ``.tsv`` file); default ``SyntheticFeatures(views=8)`` (no visual information). With
+            ``include_features`` the ``features`` Box is bounded by the store's values over every panorama.
         routes: already-loaded routes to use instead of ``data``.
         action_space: ``"discrete"`` or ``"panoramic"``.
         max_steps: actions per episode, STOP included (55 train, 50 evaluation in Touchdown).
@@ -335,19 +352,21 @@ class TouchdownEnv(SingleEpisodeEnv):
         reward, step_cost, stop_reward: see the module docstring.
         include_features: put the rolled ``(V, D)`` features into observations.
         vocab_min_count: minimum token count when the vocabulary is built from ``data``.
+        render_mode: ``"rgb_array"``: ``render()`` returns the top-down picture of the episode so far (the route
+            and the path taken on the lat/lng graph, start, goal, the instruction).
     """
 
     world: TouchdownWorld
 
     def __init__(self, data: PathLike | Sequence[PathLike] | None = None, graph: PathLike | StreetGraph | None = None,
-                 vocab: PathLike | Vocabulary | None = None, features: FeatureStore | None = None,
+                 vocab: PathLike | Vocabulary | None = None, features: FeatureStore | PathLike | None = None,
                  routes: Sequence[StreetViewRoute] | None = None, action_space: str = "discrete",
                  max_steps: int = TRAIN_MAX_STEPS, max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH,
                  reward: str = "progress", step_cost: float = 0.2, stop_reward: float = 1.0,
-                 include_features: bool = False, vocab_min_count: int = 5):
+                 include_features: bool = False, vocab_min_count: int = 5, render_mode: str | None = None):
         super().__init__(*_touchdown_slots(1, data, graph, vocab, features, routes, action_space, max_steps,
                                            max_instruction_length, reward, step_cost, stop_reward, include_features,
-                                           vocab_min_count))
+                                           vocab_min_count), render_mode=render_mode)
 
     @property
     def graph(self) -> StreetGraph:

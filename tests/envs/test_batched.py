@@ -97,9 +97,12 @@ def test_single_episode_env_reset_and_step(make, stop):
     with pytest.raises(RuntimeError, match="reset"):
         env.step(stop)
     obs, info = env.reset(options={"episode_id": name})
-    assert info == {key: name} and env.observation_space.contains(obs)
+    text = env.world.instruction_text(2)  # the text as read, for people and logs (the agent sees token ids)
+    assert len(text) > 10 and info == {key: name, "episode_id": name, "instruction": text}
+    assert env.observation_space.contains(obs)
     _, _, terminated, truncated, info = env.step(stop)
-    assert terminated and not truncated and info[key] == name and {"trajectory", "return", "steps"} <= set(info)
+    assert terminated and not truncated and info[key] == name and info["instruction"] == text
+    assert {"trajectory", "return", "steps"} <= set(info)
     with pytest.raises(RuntimeError, match="reset"):
         env.step(stop)
     _, info = env.reset(seed=1)

@@ -194,4 +194,4 @@ def _plot(directory: Path, result: dict[str, Any], connectivity: Any) -> None:
     for episode, scored in tqdm(list(zip(result["episodes"], result["per_episode"])), desc=f"plots -> {directory}",
                                 unit="episode", disable=None):
         write_episode_plot(directory, connectivity.graph(episode.scan), scored, episode.path,
-                           result["trajectories"][episode.instr_id])
+                           result["trajectories"][episode.instr_id], episode.instruction)

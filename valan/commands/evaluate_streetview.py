@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'route of --data')
     source.add_argument("--checkpoint", type=Path,
                         help="a checkpoint of `valan train` with problem touchdown or map2seq: run the agent greedily")
+    parser.add_argument("--save-predictions", type=Path, metavar="FILE",
+                        help="with --checkpoint: also write the agent's predictions (leaderboard format) here")
+    parser.add_argument("--plot-dir", type=Path, metavar="DIR",
+                        help="write one top-down PNG per route here: the route and the trajectory on the graph")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (task_completion, spd, sed, num_episodes) instead of a table")
     parser.add_argument("--per-episode", action="store_true",
@@ -43,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from valan.errors import InputError
-    from valan.io import read_json
+    from valan.io import read_json, write_json
 
     if args.checkpoint is not None:
         from valan.distributed.evaluation import TrainedCheckpoint
@@ -53,20 +57,35 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"a {trained.problem.name!r} checkpoint, not a Touchdown or map2seq one",
                              source=trained.source)
         _load(args)  # --data is checked on the graph (one line naming the file) before the agent acts on it
-        predictions = trained.predictions(args.data, args.graph)
-        return score_predictions(args, predictions, source=f"{args.checkpoint} (agent run)")
+        predictions = trained.predictions(args.data, args.graph, progress=True)
+        status = score_predictions(args, predictions, source=f"{args.checkpoint} (agent run)")
+        if args.save_predictions is not None:
+            write_json(args.save_predictions, predictions, indent=None)
+        return status
+    if args.save_predictions is not None:
+        raise InputError("--save-predictions needs --checkpoint (the predictions of --predictions are that file)")
     if args.predictions is None:
         raise InputError("nothing to score: give --predictions FILE or --checkpoint CKPT")
     return score_predictions(args, read_json(args.predictions), source=str(args.predictions))
 
 
 def score_predictions(args: argparse.Namespace, predictions: object, source: str) -> int:
-    """Check and score ``predictions`` on ``args.data`` and ``args.graph``; print a table or JSON."""
-    from valan.envs.streetview.metrics import evaluate_streetview
+    """Check and score ``predictions`` on ``args.data`` and ``args.graph``; plot when asked (after every prediction
+    is known to be valid); print a table or JSON."""
+    from valan.envs.streetview.metrics import evaluate_streetview, parse_predictions
 
     routes, graph = _load(args)
     summary, per_episode = evaluate_streetview(routes, predictions, graph, predictions_source=source,
                                                data_source=str(args.data))
+    if args.plot_dir is not None:
+        from tqdm import tqdm
+
+        from valan.problems.streetview.plots import write_route_plot
+
+        trajectories = parse_predictions(predictions, source)
+        for route, scored in tqdm(list(zip(routes, per_episode)), desc=f"plots -> {args.plot_dir}", unit="route",
+                                  disable=None):
+            write_route_plot(args.plot_dir, graph, scored, route.route, trajectories[route.id], route.navigation_text)
     if args.json:
         obj: dict[str, Any] = dict(summary)
         if args.per_episode:

@@ -49,7 +49,7 @@ def test_distance_reward_measures_progress_to_the_nearest_end_pano():
     env = NDHEnv(split_episodes=[episode], path_type="player_path")
     world = env.world
     obs, info = env.reset(options={"episode_id": episode.inst_idx})
-    assert info == {"inst_idx": episode.inst_idx}
+    assert info["inst_idx"] == info["episode_id"] == episode.inst_idx
     graph = world.connectivity.graph(episode.scan)
     here = episode.player_path[0]
     rewards = []

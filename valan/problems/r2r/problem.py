@@ -114,8 +114,8 @@ class R2RProblem(Problem):
 
     def write_plots(self, config: R2RConfig, split: str, episodes: list[dict], directory: Path,
                     limit: int) -> list[Path]:
-        """Top-down pictures (``valan.problems.r2r.plots``) of the first ``limit`` evaluated episodes: graph, reference path,
-        trajectory, with the episode's SR/SPL/NE/nDTW in the title."""
+        """Top-down pictures (``valan.problems.r2r.plots``) of the first ``limit`` evaluated episodes: graph per floor,
+        reference path, trajectory, 3 m around the goal, the episode's SR/SPL/NE/nDTW and its instruction."""
         from valan.envs.r2r.dataset import load_r2r
         from valan.envs.r2r.graph import Connectivity
         from valan.envs.r2r.metrics import evaluate_r2r
@@ -127,7 +127,7 @@ class R2RProblem(Problem):
         _, scored = evaluate_r2r(data, [{"instr_id": i, "trajectory": t} for i, t in chosen.items()], connectivity)
         results = {s["instr_id"]: s for s in scored}
         return [write_episode_plot(directory, connectivity.graph(ep.scan), results[ep.instr_id], ep.path,
-                                   [step[0] for step in chosen[ep.instr_id]]) for ep in data]
+                                   [step[0] for step in chosen[ep.instr_id]], ep.instruction) for ep in data]
 
 
 def _feature_spec(config: R2RConfig) -> str:

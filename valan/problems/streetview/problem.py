@@ -11,6 +11,7 @@ Their config sections are in :mod:`valan.problems.streetview.config`.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -138,6 +139,21 @@ class TouchdownProblem(Problem):
         """The env's record names the route ``id``; the prediction names it by the task's key."""
         return {self.prediction_key: episode["id"], "trajectory": episode["trajectory"]}
 
+
+    def write_plots(self, config: TouchdownConfig, split: str, episodes: list[dict], directory: Path,
+                    limit: int) -> list[Path]:
+        """Top-down pictures (``valan.problems.streetview.plots``) of the first ``limit`` evaluated episodes: the
+        route and the trajectory on the graph, TC/SPD/SED and the instruction."""
+        from valan.envs.streetview.dataset import load_routes
+        from valan.envs.streetview.metrics import evaluate_streetview
+        from valan.problems.streetview.plots import write_route_plot
+
+        chosen = {str(e["id"]): e["trajectory"] for e in episodes[:limit]}
+        routes = [r for f in config.data.split_files(split) for r in load_routes(f) if r.id in chosen]
+        g = graph(config)
+        _, scored = evaluate_streetview(routes, [{"id": i, "trajectory": t} for i, t in chosen.items()], g)
+        return [write_route_plot(directory, g, result, route.route, chosen[route.id], route.navigation_text)
+                for route, result in zip(routes, scored)]
 
 class Map2seqProblem(TouchdownProblem):
     name: ClassVar[str] = "map2seq"
