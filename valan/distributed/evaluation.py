@@ -39,8 +39,8 @@ DATA_FILE_SPLIT = "data_file"  # the split name under which a checkpoint is eval
 
 def leaderboard_predictions(problem: Problem, episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The problem's leaderboard-format predictions of finished episodes (the environment's records), sorted by
-    the task's id (``problem.prediction_key``)."""
-    return sorted((problem.prediction(e) for e in episodes), key=lambda p: p[problem.prediction_key])
+    the task's id (``problem.prediction_id``)."""
+    return sorted((problem.prediction(e) for e in episodes), key=problem.prediction_id)
 
 
 class EvalAggregator:

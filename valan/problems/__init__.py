@@ -36,6 +36,8 @@ PROBLEMS: dict[str, str] = {
     "r2r": "valan.problems.r2r.problem:R2RProblem",
     "touchdown": "valan.problems.streetview.problem:TouchdownProblem",
     "map2seq": "valan.problems.streetview.problem:Map2seqProblem",
+    "ndh": "valan.problems.ndh.problem:NDHProblem",
+    "multitask": "valan.problems.multitask:MultiTaskProblem",
 }
 
 
@@ -102,6 +104,10 @@ class Problem:
         """The leaderboard-format prediction of a finished episode: ``{prediction_key: id, "trajectory": [...]}``
         from the environment's record (the default reads the id under ``prediction_key`` there, too)."""
         return {self.prediction_key: episode[self.prediction_key], "trajectory": episode["trajectory"]}
+
+    def prediction_id(self, prediction: dict[str, Any]) -> Any:
+        """The episode id of a leaderboard-format prediction (what predictions files are sorted by)."""
+        return prediction[self.prediction_key]
 
     def evaluation_config(self, config: TrainConfig, split: str, data_file: str | Path,
                           graph: str | Path | None = None) -> TrainConfig:
