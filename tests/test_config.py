@@ -24,10 +24,10 @@ def test_embedded_default_and_full_r2r_configs_load():
     assert default == load_train_config(config_path("r2r_sample.yaml"))
     assert default.problem == "r2r" and default.data.root is None
     assert default.data.resolve(default.data.train[0]).is_file()  # bundled sample
-    full = load_train_config(config_path("r2r.yaml"))
-    assert full.data.root == "../shared/data/r2r"
-    assert full.data.resolve("R2R_train.json").as_posix().endswith("shared/data/r2r/R2R_train.json")
-    assert "val_seen" in full.data.eval
+    full = load_train_config(config_path("r2r.yaml"))  # the unseen protocol: `valan data split r2r` files
+    assert full.data.root == "." and full.data.train == ["runs/splits/r2r/train.json"]
+    assert full.data.resolve(full.data.connectivity).as_posix() == "../shared/data/r2r/connectivity"
+    assert set(full.data.eval) == {"val_seen", "dev_unseen"}
 
 
 def test_missing_keys_take_defaults_and_ints_promote_to_float(tmp_path):
@@ -197,7 +197,7 @@ def test_shipped_configs_hold_only_what_differs_from_the_defaults(name):
 
 @pytest.mark.parametrize("problem", ["r2r", "touchdown", "map2seq"])
 def test_a_problem_name_alone_gives_the_shipped_sample_config(problem, tmp_path):
-    name = "r2r_sample.yaml" if problem == "r2r" else f"{problem}.yaml"
+    name = f"{problem}_sample.yaml"
     empty = tmp_path / "empty.yaml"
     empty.write_text("{}\n")
     assert load_train_config(config_path(name)) == load_train_config(empty, [f"problem={problem}"])

@@ -31,7 +31,7 @@ def r2r_config(tmp_path, records: list) -> object:
 
 
 def test_the_bundled_samples_pass():
-    for name in ("r2r_sample.yaml", "touchdown.yaml", "map2seq.yaml"):
+    for name in ("r2r_sample.yaml", "touchdown_sample.yaml", "map2seq_sample.yaml"):
         from valan.configs import config_path
 
         config = load_train_config(config_path(name))
@@ -72,6 +72,6 @@ def test_unknown_panorama_in_a_touchdown_route(tmp_path):
     train.write_text(json.dumps(record) + "\n")
     from valan.configs import config_path
 
-    config = load_train_config(config_path("touchdown.yaml"), [f"data.train=[{train}]"])
+    config = load_train_config(config_path("touchdown_sample.yaml"), [f"data.train=[{train}]"])
     with pytest.raises(InputError, match=rf"{train}: route_id {record['route_id']}: 1 of 2 panoramas are not in"):
         get_problem("touchdown").check_inputs(config)

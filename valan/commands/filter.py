@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from valan.commands.score import add_common_arguments
 
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--threshold must be a finite number, got {args.threshold}")
     loaded, connectivity, encoder = open_for_scoring(args.checkpoint, args.connectivity, args.features)
     records, scored = read_r2r_pairs(args.data, connectivity)
-    scores = score_pairs(loaded.model, encoder, [s.pair for s in scored], args.batch_size, progress=True)
+    scores = score_pairs(loaded.model, encoder, [s.pair for s in scored], args.batch_size,
+                         progress=sys.stderr.isatty())  # a bar only for a person watching
     kept: dict[int, list[int]] = {}
     for i in kept_indices(scores, args.keep_top, args.threshold):
         kept.setdefault(scored[i].record, []).append(i)

@@ -8,6 +8,7 @@ viewpoints adjacent, instruction not empty) before anything is scored; the outpu
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "score instruction-path pairs with a trained discriminator (JSON lines of logits)"
 
@@ -45,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         records = read_explicit_pairs(args.pairs, connectivity)
     pairs = [r.pair for r in records]
-    scores = score_pairs(loaded.model, encoder, pairs, args.batch_size, progress=True)
+    scores = score_pairs(loaded.model, encoder, pairs, args.batch_size,
+                         progress=sys.stderr.isatty())  # a bar only for a person watching
     with atomic_write(args.output) as f:
         for pair, score in zip(pairs, scores):
             f.write(json.dumps({"instr_id": pair.instr_id, "path_id": pair.path_id, "score": float(score)}) + "\n")

@@ -25,7 +25,7 @@ MAP2SEQ = sample_path("streetview/map2seq_sample.jsonl")
 torch.set_num_threads(1)  # the test machines' few cores are shared
 
 
-def small_config(name: str = "map2seq.yaml", *overrides: str):
+def small_config(name: str = "map2seq_sample.yaml", *overrides: str):
     return load_train_config(config_path(name), ["agent.hidden_dim=32", "agent.embed_dim=16", "agent.view_dim=8",
                                            "data.synthetic_dim=16", *overrides])
 
@@ -35,17 +35,28 @@ def as_tensors(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 def test_configs_pick_the_problem_classes_and_defaults():
-    touchdown, map2seq = load_train_config(config_path("touchdown.yaml")), load_train_config(config_path("map2seq.yaml"))
+    touchdown, map2seq = (load_train_config(config_path("touchdown_sample.yaml")),
+                          load_train_config(config_path("map2seq_sample.yaml")))
     assert type(touchdown) is TouchdownConfig and type(map2seq) is Map2seqConfig
     assert (touchdown.env.max_steps, touchdown.env.eval_max_steps) == (55, 50)
     assert map2seq.data.train == ["streetview/map2seq_sample.jsonl"] and map2seq.env.max_instruction_length == 100
     assert get_problem("map2seq").metric_names == ("task_completion", "spd", "sed")
 
 
+@pytest.mark.parametrize("name", ["touchdown", "map2seq"])
+def test_shipped_street_view_runs_train_outside_the_unseen_area_and_evaluate_inside_it(name):
+    config = load_train_config(config_path(f"{name}.yaml"))
+    assert config.problem == name and config.data.train == ["runs/splits/map2seq/train.jsonl"]
+    assert config.data.eval["dev_seen"] == "runs/splits/map2seq/dev_seen.jsonl"
+    unseen = "runs/splits/map2seq/dev_unseen.jsonl" if name == "map2seq" else "touchdown_unseen_dev_sample.jsonl"
+    assert config.data.eval["dev_unseen"].endswith(unseen)
+    assert config.resolve_visual() == "none"  # synthetic features
+
+
 @pytest.mark.parametrize("visual", ["features", "none"])
 def test_acting_step_by_step_equals_one_pass_over_the_sequence(visual):
     torch.manual_seed(0)
-    config = small_config("map2seq.yaml", f"agent.visual={visual}")
+    config = small_config("map2seq_sample.yaml", f"agent.visual={visual}")
     problem = get_problem("map2seq")
     agent = problem.make_agent(config)
     env = problem.make_env(config, "train", 3, seed=1, evaluation=False)
@@ -70,7 +81,7 @@ def test_acting_step_by_step_equals_one_pass_over_the_sequence(visual):
 
 
 def test_agent_rolls_table_features_like_the_environment():
-    config = small_config("touchdown.yaml", "agent.visual=features")
+    config = small_config("touchdown_sample.yaml", "agent.visual=features")
     problem = get_problem("touchdown")
     agent = problem.make_agent(config)
     env = TouchdownEnv(features=feature_store(config), include_features=True)
@@ -111,7 +122,7 @@ def test_imitation_learns_to_follow_training_routes(tmp_path, capsys):
     torch.manual_seed(0)
     data = tmp_path / "three.jsonl"
     data.write_text("".join(MAP2SEQ.read_text().splitlines(keepends=True)[:3]))
-    config = small_config("map2seq.yaml", f"data.train=[{data}]", f"data.eval.dev={data}", "data.vocab_min_count=1",
+    config = small_config("map2seq_sample.yaml", f"data.train=[{data}]", f"data.eval.dev={data}", "data.vocab_min_count=1",
                           "learning.mode=imitation", "agent.visual=features")  # train = eval: memorising pays
     problem = get_problem("map2seq")
     agent = problem.make_agent(config)
@@ -151,7 +162,7 @@ def test_evaluations_write_the_tasks_prediction_key_and_the_cli_scores_them(tmp_
     ``valan evaluate streetview --predictions`` scores that file, and ``--checkpoint`` (the same acting code, in
     process) scores what the eval scored."""
     torch.manual_seed(0)
-    config = small_config(f"{name}.yaml", "env.eval_max_steps=8")
+    config = small_config(f"{name}_sample.yaml", "env.eval_max_steps=8")
     problem = get_problem(name)
     agent = problem.make_agent(config).eval()
     aggregator = EvalAggregator(problem, config, tmp_path)
