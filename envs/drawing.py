@@ -167,9 +167,14 @@ def draw_map(xy: np.ndarray, edges: np.ndarray, reference: Sequence[int], trajec
     return image
 
 
-def save_png(image: Image.Image, directory: str | os.PathLike, episode_id: str) -> Path:
-    """Write ``image`` as ``{episode_id}.png`` (unsafe characters replaced) into ``directory``, atomically."""
-    path = Path(directory) / (re.sub(r"[^A-Za-z0-9_.-]", "_", str(episode_id)) + ".png")
+def file_stem(episode_id: object) -> str:
+    """The name of an episode's picture file without ``.png``: the id with unsafe characters replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(episode_id))
+
+
+def save_png(image: Image.Image, directory: str | os.PathLike, episode_id: object) -> Path:
+    """Write ``image`` as ``{file_stem(episode_id)}.png`` into ``directory``, atomically; returns the path."""
+    path = Path(directory) / f"{file_stem(episode_id)}.png"
     with atomic_write(path, "wb") as f:
         image.save(f, format="PNG")
     return path

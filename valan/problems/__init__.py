@@ -132,6 +132,12 @@ class Problem:
             detail = " ".join(line.strip() for line in str(e).splitlines()[:2])
             raise InputError(f"weights do not fit this agent: {detail}", source=source) from None
 
+    def episode_scores(self, config: TrainConfig, split: str, predictions: list[dict]) -> list[dict[str, Any]]:
+        """Per episode of ``split`` (in data order), what a run report lists: ``id``, ``instruction`` (text),
+        ``success`` (bool) and a few metrics by name (floats), scoring leaderboard-format ``predictions``.
+        The default: not available (``NotImplementedError``)."""
+        raise NotImplementedError
+
     def write_plots(self, config: TrainConfig, split: str, episodes: list[dict], directory: "Path",
                     limit: int) -> list["Path"]:
         """Draw up to ``limit`` evaluated episodes (the environment's records) into ``directory``; returns the

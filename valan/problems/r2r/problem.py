@@ -112,6 +112,19 @@ class R2RProblem(Problem):
             return
         super().init_from(agent, checkpoint, source)
 
+    def episode_scores(self, config: R2RConfig, split: str, predictions: list[dict]) -> list[dict[str, Any]]:
+        """Success (navigation error < 3 m), SPL, navigation error (m) and nDTW per episode."""
+        from valan.envs.r2r.dataset import load_r2r
+        from valan.envs.r2r.graph import Connectivity
+        from valan.envs.r2r.metrics import evaluate_r2r
+
+        files = config.data.split_files(split)
+        episodes = [ep for f in files for ep in load_r2r(f)]
+        _, scored = evaluate_r2r(episodes, predictions, Connectivity(config.data.resolve(config.data.connectivity)),
+                                 predictions_source=f"{split} predictions", data_source=", ".join(files))
+        return [{"id": s["instr_id"], "instruction": ep.instruction, "success": bool(s["success"]), "spl": s["spl"],
+                 "nav_error": s["nav_error"], "ndtw": s["ndtw"]} for ep, s in zip(episodes, scored)]
+
     def write_plots(self, config: R2RConfig, split: str, episodes: list[dict], directory: Path,
                     limit: int) -> list[Path]:
         """Top-down pictures (``valan.problems.r2r.plots``) of the first ``limit`` evaluated episodes: graph per floor,

@@ -140,15 +140,28 @@ class TouchdownProblem(Problem):
         return {self.prediction_key: episode["id"], "trajectory": episode["trajectory"]}
 
 
+    def episode_scores(self, config: TouchdownConfig, split: str, predictions: list[dict]) -> list[dict[str, Any]]:
+        """Task completion (success), SPD (hops) and SED per route."""
+        from valan.envs.streetview.dataset import load_routes
+        from valan.envs.streetview.metrics import evaluate_streetview
+
+        files = config.data.split_files(split)
+        routes = [r for f in files for r in load_routes(f)]
+        _, scored = evaluate_streetview(routes, predictions, graph(config), predictions_source=f"{split} predictions",
+                                        data_source=", ".join(files))
+        return [{"id": s["id"], "instruction": r.navigation_text, "success": bool(s["task_completion"]),
+                 "spd": float(s["spd"]), "sed": s["sed"]} for r, s in zip(routes, scored)]
+
     def write_plots(self, config: TouchdownConfig, split: str, episodes: list[dict], directory: Path,
                     limit: int) -> list[Path]:
-        """Top-down pictures (``valan.problems.streetview.plots``) of the first ``limit`` evaluated episodes: the
-        route and the trajectory on the graph, TC/SPD/SED and the instruction."""
+        """Top-down pictures (``valan.problems.streetview.plots``) of the first ``limit`` evaluated episodes
+        (environment records, keyed by ``id``, or leaderboard predictions): the route and the trajectory on the
+        graph, TC/SPD/SED and the instruction."""
         from valan.envs.streetview.dataset import load_routes
         from valan.envs.streetview.metrics import evaluate_streetview
         from valan.problems.streetview.plots import write_route_plot
 
-        chosen = {str(e["id"]): e["trajectory"] for e in episodes[:limit]}
+        chosen = {str(e["id"] if "id" in e else e[self.prediction_key]): e["trajectory"] for e in episodes[:limit]}
         routes = [r for f in config.data.split_files(split) for r in load_routes(f) if r.id in chosen]
         g = graph(config)
         _, scored = evaluate_streetview(routes, [{"id": i, "trajectory": t} for i, t in chosen.items()], g)
