@@ -21,11 +21,10 @@ _REASONS = {errno.ENOENT: "file not found", errno.EISDIR: "is a directory, not a
 
 
 def os_error(e: OSError, path: str | os.PathLike, action: str = "") -> InputError:
-    """The one-line ``InputError`` for an OS error on ``path`` (the error's own file name when it names one):
-    ``"<path>: cannot write: permission denied"``. ``action`` ("cannot read", "cannot write") leads the reason."""
+    """The one-line ``InputError`` for the OS error ``e`` on ``path``: ``"<path>: cannot write: permission
+    denied"``. ``action`` ("cannot read", "cannot write") leads the reason."""
     reason = _REASONS.get(e.errno, e.strerror or type(e).__name__)
-    where = path if e.filename is None else e.filename
-    return InputError(f"{action}: {reason}" if action else reason, source=os.fsdecode(where))
+    return InputError(f"{action}: {reason}" if action else reason, source=os.fsdecode(path))
 
 
 @contextlib.contextmanager
@@ -83,18 +82,22 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
     """Open a temporary file beside ``path``; on success rename it over ``path``, on error remove it.
 
-    Readers never see a half-written file, and a failed run leaves no file behind.
+    Readers never see a half-written file, and a failed run leaves no file (nor the folders made for it) behind.
     OS errors (read-only or full disk, a parent path that is a file, ``path`` a directory, ...) become one
     ``InputError`` naming ``path``; the file already there is left as it was.
     """
     path = Path(path)
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]  # innermost first
     try:
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise os_error(e, path, "cannot write") from None
+    except OSError as e:  # naming a parent folder that cannot be made, else the destination (not a temporary)
+        _remove_empty(made)
+        failed = None if e.filename is None else Path(os.fsdecode(e.filename))
+        raise os_error(e, path if failed is None or failed.parent == path.parent else failed,
+                       "cannot write") from None
     try:
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the file the permissions open() would
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
@@ -105,9 +108,19 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _remove_empty(made)
         if isinstance(e, OSError) and e.filename in (None, tmp):  # writing or renaming this file failed
             raise os_error(e, path, "cannot write") from None
         raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed write made (innermost first), leaving any that hold something by now."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def current_umask() -> int:

@@ -120,13 +120,13 @@ class R2RWorld:
         """Load from files; each ``None`` falls back to the bundled sample (train split, its graphs, vocabulary)."""
         if data is not None and split_episodes is not None:
             raise ValueError("give either data files or split_episodes, not both")
-        if split_episodes is None:
-            files = [sample_path("R2R_sample_train.json")] if data is None else (
-                [data] if isinstance(data, (str, os.PathLike)) else list(data))
-            split_episodes = [ep for f in files for ep in load_r2r(f)]
         if not isinstance(connectivity, Connectivity):
             directory = sample_path("connectivity") if connectivity is None else connectivity
             connectivity = _open_connectivity(str(Path(directory).resolve()))
+        if split_episodes is None:  # every path checked on the graphs (InputError naming file and path)
+            files = [sample_path("R2R_sample_train.json")] if data is None else (
+                [data] if isinstance(data, (str, os.PathLike)) else list(data))
+            split_episodes = [ep for f in files for ep in load_r2r(f, connectivity)]
         if not isinstance(vocab, Vocabulary):
             vocab = Vocabulary.load(sample_path("train_vocab.txt") if vocab is None else vocab)
         return cls(split_episodes, connectivity, vocab, **kwargs)

@@ -123,13 +123,13 @@ class TouchdownWorld:
         vocabulary (default: built from these routes with ``vocab_min_count``; pass the training split's
         vocabulary to evaluation environments)."""
         source = ""
-        if routes is None:
-            files = [sample_path(SAMPLE_TOUCHDOWN)] if data is None else (
-                [data] if isinstance(data, (str, os.PathLike)) else list(data))
-            routes = [r for f in files for r in load_routes(f)]
-            source = ", ".join(str(f) for f in files)
         if not isinstance(graph, StreetGraph):
             graph = load_graph(graph)
+        if routes is None:  # every route checked on the graph (InputError naming file and route)
+            files = [sample_path(SAMPLE_TOUCHDOWN)] if data is None else (
+                [data] if isinstance(data, (str, os.PathLike)) else list(data))
+            routes = [r for f in files for r in load_routes(f, graph)]
+            source = ", ".join(str(f) for f in files)
         if vocab is None:
             vocab = build_vocabulary(routes, min_count=vocab_min_count)
         elif not isinstance(vocab, Vocabulary):

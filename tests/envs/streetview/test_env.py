@@ -145,7 +145,7 @@ def test_unknown_route_panorama_and_bad_records_name_the_route(tmp_path):
     data = tmp_path / "routes.jsonl"
     data.write_text(json.dumps({"route_id": 42, "navigation_text": "x", "start_heading": 0.0, "end_heading": 1.5,
                                 "route_panoids": ["X", "Q"]}) + "\n")
-    with pytest.raises(InputError, match=r"routes\.jsonl: route 42: route panorama 1 'Q' is not in the graph"):
+    with pytest.raises(InputError, match=r"routes\.jsonl: route_id 42: 1 of 2 panoramas are not in the graph: 1 'Q'"):
         TouchdownEnv(data=data, graph=read_graph(graph_dir))
     with pytest.raises(InputError, match=r"src: route_id 5: field 'start_heading' must be a finite number"):
         parse_routes([{"route_id": 5, "navigation_text": "x", "route_panoids": ["X"], "start_heading": "0"}], "src")
