@@ -57,9 +57,11 @@ class ScanGraph:
     distances: np.ndarray
     next_hop: np.ndarray
     index: dict[str, int] = field(init=False)
+    _neighbor_sets: dict[int, frozenset[int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.index = {vp: i for i, vp in enumerate(self.viewpoints)}
+        self._neighbor_sets = {}  # filled on demand by adjacent(): a set lookup instead of a NumPy call per query
 
     def __len__(self) -> int:
         return len(self.viewpoints)
@@ -77,9 +79,10 @@ class ScanGraph:
     def adjacent(self, a: str, b: str) -> bool:
         """Whether viewpoints ``a`` and ``b`` are joined by an edge."""
         i, j = self.local_index(a), self.local_index(b)
-        nb = self.neighbors[i]
-        k = np.searchsorted(nb, j)
-        return bool(k < len(nb) and nb[k] == j)
+        neighbors = self._neighbor_sets.get(i)
+        if neighbors is None:
+            neighbors = self._neighbor_sets[i] = frozenset(self.neighbors[i].tolist())
+        return j in neighbors
 
     def distance(self, a: str, b: str) -> float:
         """Shortest-path distance from ``a`` to ``b`` along the graph, metres."""
