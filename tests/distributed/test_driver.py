@@ -42,7 +42,7 @@ def _kill_first_actor_once_running(stop: threading.Event, killed: list) -> None:
     """Once the learner has trained a few steps (so actors are mid-run), ray.kill actor 0 (Ray may restart it)."""
     while not stop.is_set():
         names = ray.util.list_named_actors()
-        learner = [n for n in names if n.endswith("-learner")]
+        learner = [n for n in names if "-learner-" in n]
         actor = [n for n in names if "-actor-0-" in n]
         if learner and actor and ray.get(ray.get_actor(learner[0]).progress.remote())["step"] >= 5:
             ray.kill(ray.get_actor(actor[0]), no_restart=False)

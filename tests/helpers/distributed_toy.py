@@ -159,6 +159,7 @@ class ToyAgent(nn.Module):
 class ToyProblem(Problem):
     name = "toy"
     metric_names = ("sr",)
+    select_metric = "sr"
     prediction_key = "instr_id"
 
     def make_env(self, config: TrainConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> ToyBatchedEnv:
@@ -166,6 +167,11 @@ class ToyProblem(Problem):
 
     def feature_table(self, config: TrainConfig) -> np.ndarray:
         return np.zeros((1, 1, 1), np.float32)
+
+    def vocabulary(self, config: TrainConfig):
+        from valan.text import SPECIAL_TOKENS, Vocabulary
+
+        return Vocabulary([*SPECIAL_TOKENS, *(f"branch{b}" for b in range(VOCAB - len(SPECIAL_TOKENS)))])
 
     def make_agent(self, config: TrainConfig, feature_table=None) -> ToyAgent:
         return ToyAgent()

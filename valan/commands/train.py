@@ -2,8 +2,13 @@
 
 With no arguments it trains the VALAN R2R follower on the bundled sample with synthetic features (a few minutes
 on a 2-core laptop), evaluates the untrained and the trained policy on the bundled val_seen split, and prints
-both side by side. Outputs go to ``--out`` (default ``run.logdir``): ``checkpoints/``, ``config.yaml`` (the
-effective config), ``tensorboard/``, ``eval/``.
+both side by side. Outputs go to ``--out`` (default ``run.logdir``): ``checkpoints/`` (numbered, ``LATEST.pt``,
+``BEST.pt``), ``config.yaml`` (the effective config), ``tensorboard/``, ``eval/``, ``run.log`` (Ray's own log lines
+and warnings, and the faults the run recovered from).
+
+The run folder is claimed first (:mod:`valan.runs`: a lock, no mixing with another run unless ``--resume`` or
+``--overwrite``); SIGINT and SIGTERM save a checkpoint, then exit with 130 and 143, and ``--resume`` continues
+from it.
 """
 
 from __future__ import annotations
@@ -23,53 +28,76 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set learning.lr=5e-4 (repeatable)")
     parser.add_argument("--out", type=Path, help="output folder (default: the config's run.logdir)")
     parser.add_argument("--ray-address",
-                        help="join a running Ray cluster ('auto' or host:port); default: a local Ray instance "
+                        help="join a running Ray cluster ('auto' or host:port); default: a new local Ray instance "
                              "sized to this machine")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true",
-                       help="continue from the newest checkpoint in the output folder (weights, optimizer, counters)")
-    start.add_argument("--init-from", type=Path, metavar="CKPT",
-                       help="initialise the model's weights (only) from a checkpoint")
+                       help="continue the run in the output folder from its newest checkpoint (weights, optimizer, "
+                            "counters)")
+    start.add_argument("--overwrite", action="store_true",
+                       help="start over in an output folder that holds another run: its files are moved to the "
+                            "sibling folder <out>.previous-<UTC time>")
+    parser.add_argument("--init-from", type=Path, metavar="CKPT",
+                        help="initialise the model's weights (only) from a checkpoint: a file (e.g. "
+                             "RUN/checkpoints/BEST.pt) or a run folder (its checkpoints/LATEST.pt)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show Ray's own log lines and warnings and the workers' output on the console "
+                             "(default: Ray's go to <out>/run.log)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-    import os
+    import sys
 
-    import ray
+    import ray  # noqa: F401  (imported before stderr_to_file: Ray's loggers bind to the stderr that goes to run.log)
+    from tqdm import tqdm
 
-    from valan.problems import load_train_config
-    from valan.distributed.driver import train
+    from valan.distributed.driver import check_start, ray_session, train
     from valan.errors import InputError
-    from valan.problems import get_problem
+    from valan.problems import get_problem, load_train_config
+    from valan.runs import RunFolder, Stopped, stderr_to_file, stop_on_signals
 
+    if args.resume and args.init_from is not None:
+        raise InputError("--resume continues a run's own checkpoint; --init-from starts a new run: give one")
     config = load_train_config(args.config, args.overrides)
     out_dir = args.out if args.out is not None else Path(config.run.logdir)
     saved = out_dir / "config.yaml"
     if args.resume and args.config is None and saved.is_file():
         config = load_train_config(saved, args.overrides)
-    if args.resume and not any((out_dir / "checkpoints").glob("ckpt-*.pt")):
-        raise InputError("no checkpoint to resume from", source=str(out_dir / "checkpoints"))
-    if args.init_from is not None and not args.init_from.is_file():
-        raise InputError("checkpoint file not found", source=str(args.init_from))
     problem = get_problem(config.problem)
-    problem.check_inputs(config)  # every data path, the vocabulary and the features, before Ray starts
-    address = args.ray_address or config.distributed.ray_address
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING)
-    else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
+    # Everything is checked before the run folder is touched or Ray starts.
+    problem.check_inputs(config)  # every data path, the vocabulary and the features
+    init_from = check_start(problem, config, out_dir, resume=args.resume, init_from=args.init_from)
     try:
-        result = train(problem, config, out_dir, resume=args.resume,
-                       init_from=str(args.init_from) if args.init_from else None,
-                       show_progress=not args.no_progress)
-    finally:
-        ray.shutdown()
+        with RunFolder(out_dir, resume=args.resume, overwrite=args.overwrite) as folder, \
+                stderr_to_file(out_dir / "run.log", enabled=not args.verbose) as log:
+            def say(line: str) -> None:
+                tqdm.write(line, file=sys.stderr)
+                log(line)
+
+            for note in folder.notes:
+                say(note)
+            with ray_session(args.ray_address or config.distributed.ray_address, verbose=args.verbose), \
+                    stop_on_signals():
+                result = train(problem, config, out_dir, resume=args.resume, init_from=init_from,
+                               show_progress=not args.no_progress, say=say)
+    except Stopped as stop:
+        checkpoint = getattr(stop, "checkpoint", None)
+        saved_text = (f"saved {checkpoint}; continue with: valan train --resume --out {out_dir}" if checkpoint
+                      else "no checkpoint saved")
+        print(f"valan: stopped by {stop}: {saved_text}", file=sys.stderr)
+        return 128 + stop.signum
     print(f"trained {result.step} learner steps, {result.env_steps} env steps in {result.seconds / 60:.1f} min; "
-          f"checkpoint {result.checkpoint}")
-    if result.actor_failures:
-        print(f"{result.actor_failures} actor failure(s) were recovered from")
+          f"checkpoint {result.checkpoint} (also {out_dir / 'checkpoints' / 'LATEST.pt'})")
+    if result.best_checkpoint:
+        print(f"best checkpoint ({problem.select_metric} on the selection split): {result.best_checkpoint}")
+    faults = [f"{result.actor_failures} actor failure(s)" if result.actor_failures else "",
+              f"{result.eval_actor_failures} eval actor failure(s)" if result.eval_actor_failures else "",
+              (f"{result.learner_failures} learner failure(s), {result.env_steps_lost} env steps lost"
+               if result.learner_failures else "")]
+    if any(faults):
+        print("recovered from " + ", ".join(f for f in faults if f)
+              + (f"; {result.evaluations_skipped} evaluation(s) skipped" if result.evaluations_skipped else ""))
     print_comparison(problem.metric_names, result.evaluations, out_dir,
                      synthetic=config.data.features == "synthetic")
     return 0

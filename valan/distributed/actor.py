@@ -2,9 +2,12 @@
 
 An actor holds no model, no weights and no features. Per inference call it sends the observations of its ``K``
 env slots, the rewards and ``done`` flags of the previous actions and the ``first`` flags (episode starts),
-and steps its environment with the actions it gets back. Each process has an *incarnation* id: when Ray
-restarts a failed actor, the new incarnation starts fresh episodes and the learner drops the old one's
-unfinished unrolls.
+and steps its environment with the actions it gets back. Each :meth:`~EnvActor.run` call has an *incarnation*
+id: when Ray restarts a failed actor, or the learner is replaced after a failure, the new run starts fresh
+episodes and the learner drops the old one's unfinished unrolls.
+
+The learner's handle comes with each call, so after a learner failure the driver points the actors at the
+learner it restarted: a call whose learner died returns ``None`` ("learner lost") instead of failing.
 """
 
 from __future__ import annotations
@@ -21,18 +24,18 @@ from valan.problems import Problem
 
 
 class EnvActor:
-    """One actor process (wrap with ``ray.remote``). ``learner`` is the learner's Ray actor handle.
+    """One actor process (wrap with ``ray.remote``).
 
-    Training actors call :meth:`run`; evaluation actors call :meth:`evaluate` once per evaluation.
+    Training actors call :meth:`run`; evaluation actors call :meth:`evaluate` once per evaluation; both take the
+    learner's Ray actor handle.
     """
 
-    def __init__(self, actor_id: int, problem: Problem, config: TrainConfig, learner: Any, num_envs: int):
+    def __init__(self, actor_id: int, problem: Problem, config: TrainConfig, num_envs: int):
         import ray
 
         self.actor_id = actor_id
-        self.problem, self.config, self.learner = problem, config, learner
+        self.problem, self.config = problem, config
         self.num_envs = num_envs
-        self.incarnation = new_incarnation()
         # A restarted actor draws different episodes from its first incarnation.
         with warnings.catch_warnings():  # Ray warns about an internal deprecated call here
             warnings.simplefilter("ignore")
@@ -45,29 +48,35 @@ class EnvActor:
 
         return ray.get_runtime_context().get_node_id()
 
-    def run(self) -> int:
-        """Step the environments until the learner says training is over; returns the env steps taken."""
+    def run(self, learner: Any) -> int | None:
+        """Step the environments until the learner says training is over; returns the env steps taken, or
+        ``None`` when the learner died (the driver then calls again with the learner it restarted)."""
         import ray
 
         if self.env is None:
             self.env = self.problem.make_env(self.config, "train", self.num_envs, self.seed, evaluation=False)
+        incarnation = new_incarnation()
         obs, _ = self.env.reset()
         reward = np.zeros(self.num_envs, np.float32)
         done = np.zeros(self.num_envs, bool)
         first = np.ones(self.num_envs, bool)
         env_steps = 0
         while True:
-            actions = ray.get(self.learner.infer.remote(self.actor_id, self.incarnation, obs, reward, done, first))
+            try:
+                actions = ray.get(learner.infer.remote(self.actor_id, incarnation, obs, reward, done, first))
+            except ray.exceptions.RayActorError:
+                return None
             if actions is None:
                 return env_steps
             obs, reward, done, _ = self.env.step(actions)
             first = done
             env_steps += self.num_envs
 
-    def evaluate(self, split: str) -> list[dict[str, Any]]:
+    def evaluate(self, split: str, learner: Any) -> list[dict[str, Any]] | None:
         """Run the learner's evaluation snapshot greedily over every episode of ``split`` exactly once.
 
-        Returns one record per episode, as the environment reported it (id, ``trajectory``, ...).
+        Returns one record per episode, as the environment reported it (id, ``trajectory``, ...), or ``None``
+        when the learner died (its snapshot with it).
         """
         import ray
 
@@ -75,8 +84,11 @@ class EnvActor:
         incarnation = new_incarnation()  # each evaluation starts fresh recurrent states on the server
 
         def act(obs: dict[str, np.ndarray], first: np.ndarray) -> np.ndarray:
-            return ray.get(self.learner.infer_eval.remote(self.actor_id, incarnation, obs, first))
+            return ray.get(learner.infer_eval.remote(self.actor_id, incarnation, obs, first))
 
-        episodes = greedy_episodes(env, act)
-        self.learner.retire_actor.remote(self.actor_id)
+        try:
+            episodes = greedy_episodes(env, act)
+        except ray.exceptions.RayActorError:
+            return None
+        learner.retire_actor.remote(self.actor_id)
         return episodes

@@ -9,9 +9,10 @@ One process (a Ray actor, on the GPU when there is one) runs three things at onc
 Evaluations use a second copy of the model (sharing the feature table) loaded with a snapshot of the weights
 taken exactly at the step the evaluation came due, so training goes on while eval actors run.
 
-Checkpoints (``<out>/checkpoints/ckpt-<step>.pt``, atomic, keep the last N) hold ``model``, ``optimizer``,
-``step``, ``env_steps``, ``config`` and ``problem``; ``resume`` continues from the newest one with optimizer
-state and counters. TensorBoard scalars go to ``<out>/tensorboard``; the effective config to ``<out>/config.yaml``.
+Checkpoints (``<out>/checkpoints/ckpt-<step>.pt``, atomic, keep the last N, the newest also as ``LATEST.pt``)
+hold ``model``, ``optimizer``, ``step``, ``env_steps``, ``config`` and ``problem``; ``resume`` continues from the
+newest one with optimizer state and counters. ``BEST.pt`` (:meth:`Learner.save_best`, the driver decides) holds
+the evaluation snapshot's weights, exactly those the eval actors ran, with their step and scores (no optimizer). TensorBoard scalars go to ``<out>/tensorboard``; the effective config to ``<out>/config.yaml``.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class Learner:
         self._pending_eval: tuple[int, int, dict[str, torch.Tensor]] | None = None
         self._evaluated_up_to = self.env_steps
         self._checkpointed_up_to = self.env_steps
+        self._evaluating = (self.step, self.env_steps)  # (step, env_steps) of the evaluation snapshot
         self._ready.set()
         return {"device": str(self.device), "step": self.step, "env_steps": self.env_steps,
                 "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None,
@@ -165,7 +167,16 @@ class Learner:
             self._pending_eval = None
             load_snapshot(self.eval_agent, weights)
             self.server.set_eval_agent(self.eval_agent)
+            self._evaluating = (step, env_steps)
             return step, env_steps
+
+    def save_best(self, split: str, metric: str, value: float) -> str:
+        """Write the evaluation snapshot (the weights of the latest :meth:`begin_evaluation`) as ``BEST.pt``,
+        recording its ``value`` of ``metric`` on ``split``; returns the path."""
+        step, env_steps = self._evaluating
+        state = {**self._state(), "model": self.eval_agent.state_dict(), "step": step, "env_steps": env_steps}
+        del state["optimizer"]  # the optimizer has moved on since the snapshot
+        return str(self.checkpoints.save_best(state, split, metric, value))
 
     def retire_actor(self, actor_id: int) -> None:
         """An actor died: forget its state and drop its unfinished unrolls."""

@@ -62,6 +62,12 @@ class DistributedConfig:
     num_eval_actors: int = 1
     ray_address: str | None = None  # None: local Ray instance; "auto" or "host:port": join a cluster
 
+    def __post_init__(self) -> None:
+        require(self.num_actors >= 1, "distributed.num_actors must be >= 1 (acting runs in actor processes)")
+        require(min(self.envs_per_actor, self.max_batch, self.queue_size, self.num_eval_actors) >= 1,
+                "distributed.envs_per_actor, max_batch, queue_size and num_eval_actors must be >= 1")
+        require(self.max_wait_ms >= 0, "distributed.max_wait_ms must be >= 0")
+
 
 @dataclass
 class RunConfig:
@@ -74,3 +80,11 @@ class RunConfig:
     keep_last: int = 3
     logdir: str = "runs/train"  # problems set their own (e.g. runs/r2r_sample)
     seed: int = 0
+    # the eval split whose problem.select_metric picks checkpoints/BEST.pt; None: the first eval split whose
+    # name contains "unseen", else the first eval split
+    select_split: str | None = None
+
+    def __post_init__(self) -> None:
+        require(self.total_env_steps >= 1 and self.keep_last >= 1, "run.total_env_steps and keep_last must be >= 1")
+        require(min(self.total_minutes, self.eval_every_env_steps, self.checkpoint_every_env_steps) >= 0,
+                "run.total_minutes, eval_every_env_steps and checkpoint_every_env_steps must be >= 0")

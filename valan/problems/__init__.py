@@ -52,6 +52,7 @@ class Problem:
     name: ClassVar[str] = ""
     config_class: ClassVar[type[TrainConfig]] = TrainConfig
     metric_names: ClassVar[tuple[str, ...]] = ()  # columns of the console table, in order
+    select_metric: ClassVar[str] = ""  # the metric (higher is better) that picks checkpoints/BEST.pt; "": none
     prediction_key: ClassVar[str] = ""  # names an episode in the task's leaderboard predictions (R2R: instr_id)
     graph_field: ClassVar[str] = ""  # the ``data`` field naming the navigation graph (R2R: connectivity)
 

@@ -23,6 +23,7 @@ class R2RProblem(Problem):
     name: ClassVar[str] = "r2r"
     config_class: ClassVar[type[TrainConfig]] = R2RConfig
     metric_names: ClassVar[tuple[str, ...]] = ("success_rate", "spl", "ndtw", "sdtw", "nav_error", "trajectory_length")
+    select_metric: ClassVar[str] = "spl"
     prediction_key: ClassVar[str] = "instr_id"
     graph_field: ClassVar[str] = "connectivity"
 

@@ -59,6 +59,7 @@ class TouchdownProblem(Problem):
     name: ClassVar[str] = "touchdown"
     config_class: ClassVar[type[TrainConfig]] = TouchdownConfig
     metric_names: ClassVar[tuple[str, ...]] = ("task_completion", "spd", "sed")
+    select_metric: ClassVar[str] = "task_completion"
     prediction_key: ClassVar[str] = "route_id"
     graph_field: ClassVar[str] = "graph"
     command_word: ClassVar[str] = "streetview"
