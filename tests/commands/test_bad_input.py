@@ -78,6 +78,21 @@ def _unreadable_files(folder: Path, stem: str, suffix: str, good: bytes) -> dict
     return {f"{stem}_{kind}": path for kind, path in files.items()}
 
 
+def _feature_stores(folder: Path) -> dict[str, Path]:
+    """Feature sources that read but lack nodes the data needs: a store with one R2R viewpoint, an SDR folder
+    with the map of one unrelated panorama."""
+    import numpy as np
+
+    from valan.features.stores import StoreWriter
+
+    with StoreWriter(folder / "store_one_viewpoint", count=1, views=36, dim=8) as writer:
+        writer.write("no-scan", "no-viewpoint", np.zeros((36, 8), np.float32))
+    maps = folder / "sdr_maps_one_panorama"
+    maps.mkdir()
+    np.save(maps / "not-a-touchdown-panorama.npy", np.zeros((4, 8, 3), np.float32))
+    return {"store_one_viewpoint": folder / "store_one_viewpoint", "sdr_maps_one_panorama": maps}
+
+
 def _r2r_variants(folder: Path) -> dict[str, Path]:
     """R2R data that parses but is invalid on the sample's graphs, one defect per file."""
     from valan.envs.r2r.graph import Connectivity
@@ -214,6 +229,7 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     files["model_garbage"] = _write(folder / "model_garbage.pt", b"\x00\x01 not a TorchScript archive")
     files["empty_images"] = folder / "empty_images"
     files["empty_images"].mkdir()
+    files.update(_feature_stores(folder))
     files.update(_r2r_variants(folder))
     files.update(_r2r_prediction_variants(folder))
     files.update(_streetview_variants(folder))
@@ -355,6 +371,14 @@ OTHER = [
          "--out {out_dir}", "images_missing", "out_dir"),
     Case("features-extract/images-empty", "features extract --images {empty_images} --model {model_garbage} "
          "--out {out_dir}", "empty_images", "out_dir"),
+    Case("train-discriminator/features-missing-viewpoints", "train-discriminator --set data.features="
+         "{store_one_viewpoint} --out {out_dir}", "store_one_viewpoint", "out_dir"),
+    Case("pretrain-alignment/features-missing-viewpoints", "pretrain-alignment --set data.features="
+         "{store_one_viewpoint} --out {out_dir}", "store_one_viewpoint", "out_dir"),
+    Case("train/features-missing-viewpoints", "train --set data.features={store_one_viewpoint} --out {out_dir}",
+         "store_one_viewpoint", "out_dir"),
+    Case("train-sdr/feature-maps-missing-panoramas", "train-sdr --set features.source=npy --set "
+         "features.path={sdr_maps_one_panorama} --out {out_dir}", "sdr_maps_one_panorama", "out_dir"),
     Case("pretrain-alignment/unknown-task", "pretrain-alignment --tasks foo --out {out_dir}", "--tasks", "out_dir"),
     Case("evaluate-r2r/connectivity-missing", "evaluate r2r --baseline stop --connectivity {json_missing}",
          "json_missing"),

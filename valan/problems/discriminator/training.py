@@ -19,11 +19,12 @@ import torch
 from valan.agents.discriminator import TwoTowerDiscriminator, build_discriminator, in_batch_softmax_loss
 from valan.config import from_dict, to_dict
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
-from valan.envs.r2r.graph import Connectivity
+from valan.envs.r2r.graph import Connectivity, ViewpointIndex
 from valan.errors import InputError
 from valan.features.stores import SYNTHETIC_NOTE, FeatureStore, open_feature_store
 from valan.learning.losses import focal_loss, weighted_bce
 from valan.learning.supervised import SupervisedResult, SupervisedTask, train_supervised
+from valan.problems import check_feature_keys
 from valan.problems.discriminator.config import (DiscriminatorConfig, DiscriminatorLearningConfig, PairInputConfig,
                                                 PairTrainingConfig)
 from valan.problems.discriminator.metrics import roc_auc_by_kind
@@ -198,6 +199,8 @@ def prepare_pair_data(config: PairTrainingConfig, label: str, train_types: Seque
     data = config.data
     connectivity = Connectivity(data.resolve(data.connectivity))
     vocab, features = Vocabulary.load(data.resolve(data.vocab)), open_features(data)
+    if not features.synthetic:  # a missing viewpoint would otherwise surface mid-training
+        check_feature_keys(features, ViewpointIndex(connectivity, connectivity.scans()).keys(), data.features)
     train = NegativeSampler(load_episodes(data, data.train, connectivity), connectivity, config.negatives)
     eval_pairs = {split: NegativeSampler(load_episodes(data, [name], connectivity), connectivity, config.negatives)
                   .pairs(config.run.eval_seed, eval_types) for split, name in data.eval.items()}

@@ -210,6 +210,10 @@ class PanoramaFeatureMaps(ABC):
     def get(self, panoid: str) -> np.ndarray:
         """The ``(C, H, W)`` float32 map of ``panoid``; ``InputError`` when missing or of the wrong shape."""
 
+    def check_covers(self, panoids: Sequence[str]) -> None:
+        """``InputError`` when a panorama of ``panoids`` has no map (checked before training starts; synthetic
+        maps cover every panorama)."""
+
     def batch(self, panoids: Sequence[str]) -> np.ndarray:
         """``(len(panoids), C, H, W)`` float32."""
         out = np.empty((len(panoids), self.channels, self.height, self.width), dtype=np.float32)
@@ -265,6 +269,12 @@ class NpyFeatureMaps(PanoramaFeatureMaps):
             raise InputError(f"expected a 3-d float array, got shape {array.shape} dtype {array.dtype}",
                              source=str(path))
         return array
+
+    def check_covers(self, panoids: Sequence[str]) -> None:
+        missing = [p for p in panoids if not (self.directory / f"{p}.npy").is_file()]
+        if missing:
+            raise InputError(f"no feature map ({missing[0]}.npy) for {len(missing)} of the data's {len(panoids)} "
+                             "panoramas", source=str(self.directory))
 
     def get(self, panoid: str) -> np.ndarray:
         path = self.directory / f"{panoid}.npy"

@@ -136,6 +136,7 @@ def load_datasets(config: SDRConfig, feature_maps: PanoramaFeatureMaps) -> tuple
     else:
         eval_examples, _ = load_sdr(resolve_data_path(data.eval), data.panoramas)
         eval_source = data.eval
+    feature_maps.check_covers(sorted({e.panoid for e in (*train_examples, *eval_examples)}))
     vocab = Vocabulary.build([e.text for e in train_examples], min_count=data.vocab_min_count)
     sets = [SDRDataset(examples, vocab, feature_maps, data.max_text_length, target.sigma_px, target.panorama_width_px,
                        target.panorama_height_px) for examples in (train_examples, eval_examples)]
