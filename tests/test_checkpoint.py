@@ -94,3 +94,46 @@ def test_truncated_missing_and_non_checkpoint_files_give_input_errors(tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(InputError, match="dict"):
         load_checkpoint(tmp_path / "list.pt")
+
+
+def test_retention_never_deletes_the_checkpoint_just_written_and_latest_follows_it(tmp_path):
+    manager = CheckpointManager(tmp_path / "ckpts", keep_last=2)
+    for step in (521, 782, 1042):  # an older run's checkpoints, at higher steps than the next one written
+        manager.save(step, {"step": step})
+    written = manager.save(11, {"step": 11})
+    assert written.is_file()
+    assert [p.name for p in manager.all()] == ["ckpt-000000011.pt", "ckpt-000001042.pt"]
+    assert load_checkpoint(tmp_path / "ckpts" / "LATEST.pt")["step"] == 11  # the one just written
+    manager.save(12, {"step": 12})  # keep_last counts the others: 12 and the newest of the rest
+    assert [p.name for p in manager.all()] == ["ckpt-000000012.pt", "ckpt-000001042.pt"]
+
+
+def test_named_checkpoints_are_copies_where_hard_links_fail_and_survive_retention(tmp_path, monkeypatch):
+    from valan import checkpoint
+
+    def no_links(*args):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(checkpoint.os, "link", no_links)  # e.g. a file system without hard links
+    manager = CheckpointManager(tmp_path, keep_last=1)
+    manager.save(1, {"step": 1, "w": torch.ones(3)})
+    best = manager.save_best({"step": 1, "w": torch.ones(3)}, "val_unseen", "spl", 0.25)
+    manager.save(2, {"step": 2})  # deletes ckpt-1: BEST.pt and LATEST.pt are files of their own
+    assert [p.name for p in manager.all()] == ["ckpt-000000002.pt"]
+    assert load_checkpoint(best)["select"] == {"split": "val_unseen", "metric": "spl", "value": 0.25}
+    assert manager.best_value() == 0.25 and load_checkpoint(tmp_path / "LATEST.pt")["step"] == 2
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_resolve_checkpoint_takes_files_and_run_folders(tmp_path):
+    from valan.checkpoint import resolve_checkpoint
+
+    manager = CheckpointManager(tmp_path / "run" / "checkpoints")
+    manager.save(3, {"step": 3})
+    assert resolve_checkpoint(tmp_path / "run") == tmp_path / "run" / "checkpoints" / "LATEST.pt"
+    assert resolve_checkpoint(tmp_path / "run" / "checkpoints") == tmp_path / "run" / "checkpoints" / "LATEST.pt"
+    assert resolve_checkpoint(manager.path(3)) == manager.path(3)
+    with pytest.raises(InputError, match="not found"):
+        resolve_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(InputError, match="LATEST.pt"):
+        resolve_checkpoint(tmp_path)

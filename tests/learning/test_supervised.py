@@ -76,3 +76,31 @@ def test_run_section_checks_its_values():
         SupervisedRunConfig(eval_every_steps=0)
     with pytest.raises(InputError, match="learning.lr"):
         SupervisedLearningConfig(lr=0)
+
+
+def test_latest_and_best_are_real_checkpoints_and_best_holds_the_weights_that_scored(tmp_path):
+    scores, evaluated = iter([0.5, 0.9, 0.7]), []
+
+    def scored_task() -> SupervisedTask:
+        task = toy_task()
+
+        def evaluate() -> dict[str, dict[str, float]]:
+            evaluated.append(task.model.weight.detach().clone())
+            return {"val": {"score": next(scores)}}
+
+        task.evaluate = evaluate
+        return task
+
+    config = ToyConfig()
+    config.run.eval_every_steps, config.run.keep_last, config.run.select_metric = 2, 1, "val/score"
+    result = train_supervised("toy", config, scored_task, tmp_path)
+    folder = tmp_path / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["BEST.pt", "LATEST.pt", "ckpt-000000006.pt"]
+    assert load_checkpoint(folder / "LATEST.pt")["step"] == result.step == 6
+    best = load_checkpoint(folder / "BEST.pt")
+    assert best["step"] == 4 and best["select"] == {"split": "val", "metric": "score", "value": 0.9}
+    assert torch.equal(best["model"]["weight"], evaluated[1])  # the weights evaluated at step 4, not later ones
+
+    config.run.select_metric = "val/typo"
+    with pytest.raises(InputError, match="run.select_metric.*val/typo.*val/error"):
+        train_supervised("toy", config, toy_task, tmp_path / "other")

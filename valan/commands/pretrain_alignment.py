@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from valan.commands.supervised import add_run_arguments, load_run_config
+from valan.commands.supervised import add_run_arguments, checkpoints_text, claimed, load_run_config
 
 HELP = "pretrain the follower's instruction and visual encoders on cross-modal alignment (CMA) and next visual scene (NVS)"
 
@@ -27,10 +27,12 @@ def run(args: argparse.Namespace) -> int:
     from valan.problems.alignment.training import pretrain
 
     config, out = load_run_config(args, "alignment.yaml", AlignmentConfig, _tasks_override(args.tasks))
-    result = pretrain(config, out, resume=args.resume)
+    with claimed(args, out):
+        result = pretrain(config, out, resume=args.resume)
     for split, scalars in result.metrics.items():
         print(f"{split}: " + "  ".join(f"{name} {value:.3f}" for name, value in scalars.items()))
-    print(f"run folder: {out}; warm-start a follower with: valan train --init-from {result.checkpoint}")
+    print(f"run folder: {out}; {checkpoints_text(out, result.checkpoint)}")
+    print(f"warm-start a follower with: valan train --init-from {result.checkpoint}")
     if config.data.features == "synthetic":
         print(SYNTHETIC_NOTE)
     return 0

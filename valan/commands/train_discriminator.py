@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from valan.commands.supervised import add_run_arguments, load_run_config
+from valan.commands.supervised import add_run_arguments, checkpoints_text, claimed, load_run_config
 
 HELP = "train an instruction-path discriminator (ROC-AUC per negative type on validation splits)"
 
@@ -26,11 +26,12 @@ def run(args: argparse.Namespace) -> int:
     from valan.problems.discriminator.training import train
 
     config, out = load_run_config(args, "discriminator.yaml", DiscriminatorConfig)
-    result = train(config, out, resume=args.resume)
+    with claimed(args, out):
+        result = train(config, out, resume=args.resume)
     for split, scalars in result.metrics.items():
         print(f"{split} ROC-AUC: " + "  ".join(f"{name.split('/', 1)[1]} {value:.3f}" for name, value in scalars.items()
                                               if name.startswith("auc/")))
-    print(f"run folder: {out} (latest checkpoint {result.checkpoint})")
+    print(f"run folder: {out}; {checkpoints_text(out, result.checkpoint)}")
     if config.data.features == "synthetic":
         print(SYNTHETIC_NOTE)
     return 0

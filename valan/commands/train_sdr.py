@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from valan.commands.supervised import add_run_arguments, load_run_config
+from valan.commands.supervised import add_run_arguments, checkpoints_text, claimed, load_run_config
 
 HELP = "train LingUNet for Touchdown spatial description resolution (SDR)"
 
@@ -26,11 +26,12 @@ def run(args: argparse.Namespace) -> int:
     from valan.problems.sdr.training import resolve_device, train
 
     config, out = load_run_config(args, "sdr.yaml", SDRConfig)
-    result = train(config, out, resolve_device(args.device), resume=args.resume)
+    with claimed(args, out):
+        result = train(config, out, resolve_device(args.device), resume=args.resume)
     if "eval" in result.metrics:
         print(f"step {result.step}: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                                     for k, v in result.metrics["eval"].items()))
-    print(f"run folder: {out} (latest checkpoint {result.checkpoint})")
+    print(f"run folder: {out}; {checkpoints_text(out, result.checkpoint)}")
     if config.features.source == "synthetic":
         print(SYNTHETIC_NOTE)
     return 0

@@ -15,7 +15,12 @@ Run folder (``config.yaml`` and ``tensorboard/`` as in the RL trainer's):
   scalars (``train``: ``loss``, the mean over the last ``run.log_every_steps`` steps, plus the task's extras);
 - ``tensorboard/``: the same scalars, tagged ``{split}/{name}``;
 - ``checkpoints/ckpt-<step>.pt``: atomic, the last ``run.keep_last`` kept; ``model``, ``optimizer``, ``step``,
-  ``config``, ``problem``, ``vocab``, ``eval_metrics`` (``{split}/{name}``) and the task's extras.
+  ``config``, ``problem``, ``vocab``, ``eval_metrics`` (``{split}/{name}``) and the task's extras;
+  ``checkpoints/LATEST.pt`` is the newest, ``checkpoints/BEST.pt`` (with ``run.select_metric``) the one that
+  scored highest on that evaluation scalar (its ``select`` records the score).
+
+The command claims the run folder first (:class:`valan.runs.RunFolder`: a lock; another run's folder only with
+``--resume`` or ``--overwrite``).
 
 ``resume=True`` continues from the run folder's latest checkpoint (model, optimizer and step count) after
 checking that the vocabulary is the checkpoint's.
@@ -31,7 +36,7 @@ from typing import Any, Callable, Protocol
 
 import torch
 
-from valan.checkpoint import CheckpointManager, load_checkpoint
+from valan.checkpoint import BEST, CheckpointManager, link_or_copy, load_checkpoint
 from valan.config import require, save_config, to_dict
 from valan.errors import InputError
 from valan.text import Vocabulary
@@ -51,6 +56,9 @@ class SupervisedRunConfig:
     logdir: str = "runs/supervised"
     seed: int = 0
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
+    # "<split>/<scalar>" of the evaluation (e.g. val_seen/auc/all; higher is better) that picks
+    # checkpoints/BEST.pt; "": no BEST.pt
+    select_metric: str = ""
 
     def __post_init__(self) -> None:
         require(min(self.total_steps, self.eval_every_steps, self.log_every_steps, self.eval_batch_size,
@@ -126,6 +134,17 @@ def _resume(checkpoints: CheckpointManager, model: torch.nn.Module, optimizer: t
     return int(state["step"])
 
 
+def _selected(select_metric: str, scalars: dict[str, float]) -> float | None:
+    """The value of ``run.select_metric`` among an evaluation's ``{split}/{name}`` scalars (``None`` when none is
+    configured); ``InputError`` when the evaluation has no such scalar."""
+    if not select_metric:
+        return None
+    if select_metric not in scalars:
+        raise InputError(f"run.select_metric: the evaluation has no scalar {select_metric!r} (it has: "
+                         f"{', '.join(sorted(scalars)) or 'none'})")
+    return float(scalars[select_metric])
+
+
 def train_supervised(name: str, config: SupervisedConfig, make_task: Callable[[], SupervisedTask], out: Path,
                      resume: bool = False) -> SupervisedResult:
     """Train the task ``make_task()`` builds (after seeding torch with ``run.seed``) into the run folder ``out``.
@@ -144,6 +163,7 @@ def train_supervised(name: str, config: SupervisedConfig, make_task: Callable[[]
     optimizer = torch.optim.Adam(model.parameters(), lr=learning.lr)
     checkpoints = CheckpointManager(out / "checkpoints", keep_last=run.keep_last)
     step = _resume(checkpoints, model, optimizer, task.vocab) if resume else 0
+    best = checkpoints.best_value() if resume else None
     out.mkdir(parents=True, exist_ok=True)
     save_config(out / "config.yaml", config)
     task.vocab.save(out / "vocab.txt")
@@ -165,10 +185,19 @@ def train_supervised(name: str, config: SupervisedConfig, make_task: Callable[[]
             metrics.update(task.evaluate())
             for split, scalars in metrics.items():
                 record(split, scalars)
+            nonlocal best
             flat = {f"{split}/{key}": value for split, scalars in metrics.items() for key, value in scalars.items()}
-            checkpoints.save(step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                                    "config": to_dict(config), "problem": config.problem, "vocab": task.vocab.tokens,
-                                    "eval_metrics": flat, **task.checkpoint_extras})
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                     "config": to_dict(config), "problem": config.problem, "vocab": task.vocab.tokens,
+                     "eval_metrics": flat, **task.checkpoint_extras}
+            value = _selected(run.select_metric, flat)
+            if value is not None:
+                split, _, name = run.select_metric.partition("/")
+                state["select"] = {"split": split, "metric": name, "value": value}
+            path = checkpoints.save(step, state)
+            if value is not None and (best is None or value > best):
+                link_or_copy(path, checkpoints.directory / BEST)
+                best = value
             bar.set_postfix({key: f"{value:.3f}" for key, value in list(flat.items())[:3]})
 
         def out_of_time() -> bool:
