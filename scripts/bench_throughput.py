@@ -4,16 +4,26 @@
    threaded actor) batches their inference requests and trains on the unrolls it assembles;
 2. per-actor local inference (the original VALAN / IMPALA design): every actor holds a model copy (and the
    feature table), pulls the learner's weights every unroll and ships whole unrolls to the learner;
-3. the learner's compute bound: in-process, no Ray, no environments: the acting forward pass (at the batch size
-   central inference reaches with N actors) plus the learning forward/backward on a batch of unrolls.
+3. central inference with the trainer in its own process ("split"): as (1), but the learner actor hands each
+   batch to a trainer process that shares the model's parameters (shared memory, updated in place), so
+   inference and training run on two cores instead of contending for one interpreter lock;
+4. the naive loop: one process, valan's own env, agent, loss and ``train_step``, no Ray: act ``B`` envs for
+   ``T`` steps, train on that batch, repeat (one torch thread);
+5. the learner's compute bound: in-process, no Ray, no environments: the acting forward pass (at the batch size
+   central inference reaches with N actors) plus the learning forward/backward on a batch of unrolls, on one
+   core; the all-cores bound is that times the number of cores.
 
-(1) and (2) are env steps per second consumed by the learner while training, over a window after a warm-up,
-for each actor layout N x K (N actors stepping K environments each; the first layout's figures are the
-headline keys, all layouts are under "layouts"); (3) is ``1 / (acting seconds per env step + learning seconds per
-env step)``, one torch thread. Synthetic features (no visual information) unless the config names a feature
-file. The last line printed is one JSON object.
+(1)-(4) are env steps per second consumed by the learner while training, over a window after a warm-up, for
+each actor layout N x K (N actors stepping K environments each; the first layout's figures are the headline
+keys, all layouts are under "layouts"); (5) is ``1 / (acting seconds per env step + learning seconds per env
+step)``, one torch thread. Synthetic features (no visual information) unless the config names a feature file.
+The last line printed is one JSON object.
 
-    .venv/bin/python scripts/bench_throughput.py [--config FILE] [--set KEY=VALUE ...] [--layouts 2x8 8x2]
+``--device cuda``: the learner (and the bound) on the GPU, real-size synthetic features (36 views x 2048, the
+visual pathway on), 8-32 actors (layouts 8x8 16x4 32x2 unless given); actors stay on CPU.
+
+    .venv/bin/python scripts/bench_throughput.py [--config configs/r2r.yaml] [--set KEY=VALUE ...] [--layouts 2x8 8x2]
+        [--variants central local split naive] [--device cpu|cuda] [--warmup S] [--window S]
 """
 
 from __future__ import annotations
@@ -43,13 +53,15 @@ from valan.problems import Problem, get_problem
 from valan.learning.step import make_optimizer, train_step
 from valan.learning.unroll import Unroll
 
+VARIANTS = ("central", "local", "split", "naive")
+
 
 class LocalInferenceLearner(Learner):
     """The learner of the IMPALA-style variant: serves weights, receives whole unrolls (backpressure when full)."""
 
     def weights(self) -> tuple[int, dict[str, torch.Tensor]]:
         with self._lock:
-            return self.step, weights_snapshot(self.agent, self.eval_agent)
+            return self.step, {k: v.cpu() for k, v in weights_snapshot(self.agent, self.eval_agent).items()}
 
     def put_unrolls(self, blocks: list[Unroll]) -> bool:
         """Queue the blocks (waiting while the queue is full); False once training is over."""
@@ -67,6 +79,7 @@ class LocalInferenceActor:
     """An actor with its own model copy (and feature table): acts locally, pulls weights every unroll."""
 
     def __init__(self, actor_id: int, problem: Problem, config: TrainConfig, learner: Any):
+        torch.set_num_threads(1)
         self.learner, self.config = learner, config
         self.num_envs = config.distributed.envs_per_actor
         self.agent = problem.make_agent(config, problem.feature_table(config))
@@ -98,6 +111,89 @@ class LocalInferenceActor:
                 return steps * k
 
 
+def _trainer_process(agent: torch.nn.Module, problem: Problem, config: TrainConfig, batches: Any, trained: Any,
+                     update_lock: Any) -> None:
+    """The split variant's trainer: ``train_step`` on ``agent``, whose parameters live in shared memory (the
+    learner's inference server reads them), over the batches the learner sends; counts learner steps in
+    ``trained``. Adam's in-place update holds ``update_lock``, so inference never reads half of one."""
+    torch.set_num_threads(1)
+    optimizer = make_optimizer(agent, config.learning)
+    update = optimizer.step
+
+    def locked_update(*args, **kwargs):
+        with update_lock:
+            return update(*args, **kwargs)
+
+    optimizer.step = locked_update
+    agent.train()
+    while (batch := batches.get()) is not None:
+        train_step(agent, optimizer, batch.to_tensors(), config, trained.value, loss_fn=problem.loss)
+        with trained.get_lock():
+            trained.value += 1
+
+
+class SplitLearner(Learner):
+    """Central inference in this process, training in a child process sharing the model's parameters.
+
+    The inference server's model *is* the trainer's model (``share_memory``): Adam updates it in place, under a
+    lock the server's forward passes also take, so a policy is always one whole learner step. The policy version
+    is the trainer's step counter.
+    """
+
+    def setup(self) -> dict[str, Any]:
+        info = super().setup()
+        ctx = torch.multiprocessing.get_context("fork")  # spawn would need the target importable by name
+        self.agent.share_memory()
+        self._batches = ctx.Queue(maxsize=2)
+        self._trained = ctx.Value("q", 0)
+        self._update_lock = ctx.Lock()
+        self.server.policy_version = lambda: self._trained.value
+        forward = self.server._run
+
+        def locked_forward(batch):
+            with self._update_lock:
+                return forward(batch)
+
+        self.server._run = locked_forward
+        self._trainer = ctx.Process(target=_trainer_process, daemon=True,
+                                    args=(self.agent, self.problem, self.config, self._batches, self._trained,
+                                          self._update_lock))
+        self._trainer.start()
+        return info
+
+    def _train_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = self._next_batch()
+                if batch is None:
+                    break
+                while not self._stop.is_set():
+                    try:
+                        self._batches.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                with self._lock:
+                    self.step = self._trained.value
+                    self.env_steps = self.step * self.unroll_length * self.batch_size
+        finally:
+            self._finished.set()
+            self.server.stop_unrolls()
+
+    def progress(self) -> dict[str, Any]:
+        with self._lock:
+            self.step = self._trained.value
+            self.env_steps = self.step * self.unroll_length * self.batch_size
+        return super().progress()
+
+    def close(self) -> None:
+        self._batches.put(None)
+        self._trainer.join(timeout=10)
+        if self._trainer.is_alive():
+            self._trainer.kill()
+        super().close()
+
+
 def _measure(learner: Any, warmup_s: float, window_s: float) -> float:
     """Env steps per second the learner trained on over ``window_s`` after ``warmup_s``."""
     ray.get(learner.start.remote())
@@ -111,8 +207,8 @@ def _measure(learner: Any, warmup_s: float, window_s: float) -> float:
 
 def measure_ray(variant: str, problem: Problem, config: TrainConfig, warmup_s: float, window_s: float
                 ) -> dict[str, float]:
-    """Env steps/s of ``variant`` ("threads": central inference, or "local") with the config's actors; plus stats."""
-    learner_class = {"threads": Learner, "local": LocalInferenceLearner}[variant]
+    """Env steps/s of ``variant`` ("central", "local" or "split") with the config's actors; plus stats."""
+    learner_class = {"central": Learner, "local": LocalInferenceLearner, "split": SplitLearner}[variant]
     dist = config.distributed
     learner_options, actor_cpus = placement(ray.cluster_resources(), dist.num_actors, 0)
     with tempfile.TemporaryDirectory() as out:
@@ -123,9 +219,8 @@ def measure_ray(variant: str, problem: Problem, config: TrainConfig, warmup_s: f
             actors = [actor_class.remote(i, problem, config, learner) for i in range(dist.num_actors)]
         else:
             actor_class = ray.remote(EnvActor).options(num_cpus=actor_cpus)
-            actors = [actor_class.remote(i, problem, config, learner, dist.envs_per_actor)
-                      for i in range(dist.num_actors)]
-        runs = [actor.run.remote() for actor in actors]
+            actors = [actor_class.remote(i, problem, config, dist.envs_per_actor) for i in range(dist.num_actors)]
+        runs = [actor.run.remote(learner) if variant != "local" else actor.run.remote() for actor in actors]
         env_steps_per_s = _measure(learner, warmup_s, window_s)
         stats = ray.get(learner.progress.remote())["stats"]
         ray.get(learner.stop.remote())
@@ -138,29 +233,40 @@ def measure_ray(variant: str, problem: Problem, config: TrainConfig, warmup_s: f
     return {"env_steps_per_s": env_steps_per_s, **{k: stats.get(k, float("nan")) for k in keys}}
 
 
-def measure_compute_bound(problem: Problem, config: TrainConfig, acting_batch: int, repeats: int
-                          ) -> dict[str, float]:
-    """Acting and learning seconds per env step, in process, on real observations of the config's data."""
-    torch.manual_seed(0)
-    T, B = config.learning.unroll_length, config.learning.batch_size
-    agent = problem.make_agent(config, problem.feature_table(config))
-    optimizer = make_optimizer(agent, config.learning)
-    # A batch of B unrolls (and the acting batches) from the environments, with the untrained policy.
+def _unroll_batch(agent: torch.nn.Module, problem: Problem, config: TrainConfig, env: Any) -> Unroll:
+    """``B`` unrolls of ``T + 1`` steps from ``env`` (``B`` slots), the untrained policy acting."""
     unrolls: queue.Queue = queue.Queue()
+    T, B = config.learning.unroll_length, config.learning.batch_size
     server = InferenceServer(agent, T, unrolls, max_batch=B, max_wait_ms=0.0,
-                             p_imitation=teacher_forcing_probability(config.learning))
-    env = problem.make_env(config, "train", B, 0, evaluation=False)
+                             p_imitation=teacher_forcing_probability(config.learning),
+                             device=next(agent.parameters()).device)
     obs, _ = env.reset()
     first = np.ones(B, bool)
     for _ in range(T + 1):
         obs, _, done, _ = env.step(server.infer(0, "bench", obs, None, None, first))
         first = done
     server.close()
-    batch = unrolls.get().to_tensors()
+    return unrolls.get()
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_compute_bound(problem: Problem, config: TrainConfig, acting_batch: int, repeats: int,
+                          device: torch.device = torch.device("cpu")) -> dict[str, float]:
+    """Acting and learning seconds per env step, in process, on real observations of the config's data."""
+    torch.manual_seed(0)
+    T, B = config.learning.unroll_length, config.learning.batch_size
+    agent = problem.make_agent(config, problem.feature_table(config)).to(device)
+    optimizer = make_optimizer(agent, config.learning)
+    batch = _unroll_batch(agent, problem, config, problem.make_env(config, "train", B, 0, evaluation=False)
+                          ).to_tensors(device)
     acting_env = problem.make_env(config, "train", acting_batch, 1, evaluation=False)
-    acting_obs = {k: torch.from_numpy(v)[None] for k, v in acting_env.reset()[0].items()}
-    state = agent.initial_state(acting_batch)
-    acting_first = torch.ones(1, acting_batch, dtype=torch.bool)
+    acting_obs = {k: torch.from_numpy(v)[None].to(device) for k, v in acting_env.reset()[0].items()}
+    state = tuple(s.to(device) for s in agent.initial_state(acting_batch))
+    acting_first = torch.ones(1, acting_batch, dtype=torch.bool, device=device)
 
     def act() -> None:
         with torch.inference_mode():
@@ -170,16 +276,52 @@ def measure_compute_bound(problem: Problem, config: TrainConfig, acting_batch: i
         train_step(agent, optimizer, batch, config, 0, loss_fn=problem.loss)
 
     act(), learn()  # warm-up
+    _synchronize(device)
     t0 = time.perf_counter()
     for _ in range(repeats):
         act()
+    _synchronize(device)
     acting_s = (time.perf_counter() - t0) / repeats / acting_batch
     t0 = time.perf_counter()
     for _ in range(repeats):
         learn()
+    _synchronize(device)
     learning_s = (time.perf_counter() - t0) / repeats / (T * B)
     return {"env_steps_per_s": 1.0 / (acting_s + learning_s), "acting_ms_per_batch": 1000 * acting_s * acting_batch,
             "learning_ms_per_step": 1000 * learning_s * T * B}
+
+
+def measure_naive(problem: Problem, config: TrainConfig, warmup_s: float, window_s: float) -> dict[str, float]:
+    """The simplest synchronous loop a user could write with valan's pieces, one process, one torch thread:
+    act ``B`` envs for ``T`` steps (one batched forward pass per step), train on the unroll, repeat. Env steps per
+    second trained on over ``window_s`` after ``warmup_s``."""
+    torch.manual_seed(0)
+    B = config.learning.batch_size
+    agent = problem.make_agent(config, problem.feature_table(config))
+    optimizer = make_optimizer(agent, config.learning)
+    unrolls: queue.Queue = queue.Queue()
+    server = InferenceServer(agent, config.learning.unroll_length, unrolls, max_batch=B, max_wait_ms=0.0,
+                             p_imitation=teacher_forcing_probability(config.learning), policy_version=lambda: step)
+    env = problem.make_env(config, "train", B, 0, evaluation=False)
+    obs, _ = env.reset()
+    reward, done, first = np.zeros(B, np.float32), np.zeros(B, bool), np.ones(B, bool)
+    step, env_steps, start_steps, t0 = 0, 0, None, time.monotonic()
+    try:
+        agent.train()  # as the learner's model, which acts and learns in train mode
+        while True:
+            obs, reward, done, _ = env.step(server.infer(0, "naive", obs, reward, done, first))
+            first = done
+            while not unrolls.empty():
+                train_step(agent, optimizer, unrolls.get().to_tensors(), config, step, loss_fn=problem.loss)
+                step += 1
+                env_steps += config.learning.unroll_length * B
+            now = time.monotonic()
+            if start_steps is None and now - t0 >= warmup_s:
+                start_steps, t0 = env_steps, now
+            elif start_steps is not None and now - t0 >= window_s:
+                return {"env_steps_per_s": (env_steps - start_steps) / (now - t0), "learner_steps": step}
+    finally:
+        server.close()
 
 
 def parse_layout(text: str) -> tuple[int, int]:
@@ -191,24 +333,24 @@ def parse_layout(text: str) -> tuple[int, int]:
     return n, k
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="training config (default: the bundled sample's)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--layouts", type=parse_layout, nargs="+", default=[(2, 8), (8, 2)], metavar="NxK",
-                        help="actors x environments per actor; the first one is the headline (default: 2x8, the "
-                             "training default, then 8x2, VALAN/IMPALA-like many small actors)")
-    parser.add_argument("--warmup", type=float, default=10.0, help="seconds before each measurement window")
-    parser.add_argument("--window", type=float, default=20.0, help="seconds measured per variant")
-    parser.add_argument("--repeats", type=int, default=20, help="compute bound: timed repetitions")
-    args = parser.parse_args()
-
-    base = load_train_config(args.config, args.overrides)
+def bench_config(config_path: str | None, overrides: list[str], device: str) -> TrainConfig:
+    """The training config, without evaluations or checkpoints, with real-size features on ``cuda``."""
+    if device == "cuda":
+        overrides = ["data.synthetic_dim=2048", "agent.visual=features", *overrides]
+    base = load_train_config(config_path, overrides)
     base.data.eval = {}
     base.run.total_env_steps = 10 ** 12
+    base.run.total_minutes = 0.0
     base.run.checkpoint_every_env_steps = 0
     base.run.eval_every_env_steps = 0
+    return base
+
+
+def run_benchmark(base: TrainConfig, layouts: list[tuple[int, int]], variants: tuple[str, ...], warmup_s: float,
+                  window_s: float, repeats: int, device: str = "cpu", log=print) -> dict[str, Any]:
+    """Every variant in one run; returns the summary (see the module docstring)."""
     problem = get_problem(base.problem)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
     def layout_config(n: int, k: int) -> TrainConfig:
         return dataclasses.replace(base, distributed=dataclasses.replace(base.distributed, num_actors=n,
@@ -218,52 +360,98 @@ def main() -> None:
         return min(base.distributed.max_batch, n * k)
 
     # The bound, with one torch thread as in the Ray learner (Ray gives its one-CPU actor one OpenMP thread; it runs
-    # inference and training in two such threads), measured before and after the Ray variants (the mean of the
-    # two), since other load on the machine changes over the run.
+    # inference and training in two such threads), measured before and after the other variants (the mean of the
+    # two), since other load on the machine changes over the run. The naive loop runs between the two as well.
     torch.set_num_threads(1)
-    batches = sorted({acting_batch(n, k) for n, k in args.layouts})
+    batches = sorted({acting_batch(n, k) for n, k in layouts})
 
     def bounds_now() -> dict[int, float]:
         out = {}
         for batch in batches:
-            bound = measure_compute_bound(problem, base, batch, args.repeats)
-            print(json.dumps({"compute_bound": {"acting_batch": batch, **bound}}), flush=True)
+            bound = measure_compute_bound(problem, base, batch, repeats, torch.device(device))
+            log(json.dumps({"compute_bound": {"acting_batch": batch, **bound}}))
             out[batch] = bound["env_steps_per_s"]
         return out
 
     before = bounds_now()
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    results: dict[tuple[int, int], dict[str, dict[str, float]]] = {}
-    try:
-        for n, k in args.layouts:
-            for variant in ("threads", "local"):
-                measured = measure_ray(variant, problem, layout_config(n, k), args.warmup, args.window)
-                results.setdefault((n, k), {})[variant] = measured
-                print(json.dumps({"layout": f"{n}x{k}", variant: measured}), flush=True)
-    finally:
-        ray.shutdown()
+    naive = None
+    if "naive" in variants:
+        naive = measure_naive(problem, base, warmup_s, window_s)
+        log(json.dumps({"naive": naive}))
+    ray_variants = [v for v in variants if v != "naive"]
+    results: dict[tuple[int, int], dict[str, dict[str, float]]] = {layout: {} for layout in layouts}
+    if ray_variants:
+        ray.init(num_cpus=cores, num_gpus=torch.cuda.device_count() if device == "cuda" else 0,
+                 include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        try:
+            for n, k in layouts:
+                for variant in ray_variants:
+                    measured = measure_ray(variant, problem, layout_config(n, k), warmup_s, window_s)
+                    results[(n, k)][variant] = measured
+                    log(json.dumps({"layout": f"{n}x{k}", variant: measured}))
+        finally:
+            ray.shutdown()
     after = bounds_now()
+
+    def rate(r: dict[str, dict[str, float]], variant: str) -> float | None:
+        return round(r[variant]["env_steps_per_s"], 1) if variant in r else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a and b else None
+
+    naive_rate = round(naive["env_steps_per_s"], 1) if naive else None
 
     def summarize(n: int, k: int) -> dict[str, Any]:
         r = results[(n, k)]
-        central, local = r["threads"]["env_steps_per_s"], r["local"]["env_steps_per_s"]
         batch = acting_batch(n, k)
         bound = (before[batch] + after[batch]) / 2
-        return {"central_env_steps_per_s": round(central, 1), "local_env_steps_per_s": round(local, 1),
-                "compute_bound_env_steps_per_s": round(bound, 1),
-                "compute_bound_before_after": [round(before[batch], 1), round(after[batch], 1)],
-                "central_over_local": round(central / local, 3), "central_over_compute_bound": round(central / bound, 3),
-                "central_mean_inference_batch": round(r["threads"]["mean_batch_size"], 2),
-                "central_policy_lag": round(r["threads"]["policy_lag"], 2),
-                "local_policy_lag": round(r["local"]["policy_lag"], 2),
-                "num_actors": n, "envs_per_actor": k}
+        central, local, split = rate(r, "central"), rate(r, "local"), rate(r, "split")
+        out = {"central_env_steps_per_s": central, "local_env_steps_per_s": local, "split_env_steps_per_s": split,
+               "naive_env_steps_per_s": naive_rate,
+               "compute_bound_env_steps_per_s": round(bound, 1),
+               "compute_bound_before_after": [round(before[batch], 1), round(after[batch], 1)],
+               "all_cores_bound_env_steps_per_s": round(bound * cores, 1),
+               "central_over_local": ratio(central, local), "central_over_naive": ratio(central, naive_rate),
+               "split_over_naive": ratio(split, naive_rate),
+               "central_over_all_cores_bound": ratio(central, bound * cores),
+               "split_over_all_cores_bound": ratio(split, bound * cores),
+               "num_actors": n, "envs_per_actor": k}
+        for variant in ("central", "local", "split"):
+            if variant in r:
+                out[f"{variant}_policy_lag"] = round(r[variant]["policy_lag"], 2)
+        if "central" in r:
+            out["central_mean_inference_batch"] = round(r["central"]["mean_batch_size"], 2)
+        return out
 
     agent = problem.make_agent(base, problem.feature_table(base))
-    summary = {**summarize(*args.layouts[0]),
-               "layouts": {f"{n}x{k}": summarize(n, k) for n, k in args.layouts},
-               "unroll_length": base.learning.unroll_length, "batch_size": base.learning.batch_size,
-               "model_parameters": sum(p.numel() for p in agent.parameters()),
-               "features": base.data.features, "feature_dim": base.data.synthetic_dim, "cpus": os.cpu_count()}
+    return {**summarize(*layouts[0]),
+            "layouts": {f"{n}x{k}": summarize(n, k) for n, k in layouts},
+            "naive_learner_steps": naive["learner_steps"] if naive else None,
+            "unroll_length": base.learning.unroll_length, "batch_size": base.learning.batch_size,
+            "model_parameters": sum(p.numel() for p in agent.parameters()), "agent_visual": base.agent.visual,
+            "features": base.data.features, "feature_dim": base.data.synthetic_dim, "device": device, "cpus": cores,
+            "load_average": os.getloadavg()[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="training config (default: the bundled sample's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--layouts", type=parse_layout, nargs="+", default=None, metavar="NxK",
+                        help="actors x environments per actor; the first one is the headline (default: 2x8, the "
+                             "training default, then 8x2, VALAN/IMPALA-like many small actors; cuda: 8x8 16x4 32x2)")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--warmup", type=float, default=8.0, help="seconds before each measurement window")
+    parser.add_argument("--window", type=float, default=15.0, help="seconds measured per variant")
+    parser.add_argument("--repeats", type=int, default=20, help="compute bound: timed repetitions")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device visible to torch")
+    layouts = args.layouts or ([(8, 8), (16, 4), (32, 2)] if args.device == "cuda" else [(2, 8), (8, 2)])
+    base = bench_config(args.config, args.overrides, args.device)
+    summary = run_benchmark(base, layouts, tuple(args.variants), args.warmup, args.window, args.repeats, args.device,
+                            log=lambda line: print(line, flush=True))
     print(json.dumps(summary))
 
 
