@@ -129,6 +129,7 @@ class RunFolder:
 
     def __enter__(self) -> RunFolder:
         existed = self.folder.is_dir()
+        self._made = not existed
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -179,6 +180,9 @@ class RunFolder:
 
     def __exit__(self, *exc) -> None:
         self.lock.release()
+        if self._made:  # a run that failed before writing anything (bad input) leaves no folder behind
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
 
 
 class Stopped(KeyboardInterrupt):

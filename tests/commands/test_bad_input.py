@@ -469,7 +469,7 @@ def test_bad_input_gives_one_line_naming_the_file_and_writes_nothing(case, corpu
         assert not list(output.parent.glob(f".{output.name}.*")) if output.parent.is_dir() else True
 
 
-@pytest.mark.parametrize("argv", [["evaluate", "r2r", "--baseline", "all", "--per-episode"],
+@pytest.mark.parametrize("argv", [["evaluate", "r2r", "--baseline", "stop", "--per-episode"],
                                   ["data", "check", "r2r", "--data", str(R2R_VAL), "--connectivity", str(CONNECTIVITY)]],
                          ids=["evaluate-r2r", "data-check-r2r"])
 def test_closed_stdout_ends_quietly(argv):
