@@ -33,7 +33,7 @@ from valan.config import save_config, to_dict
 from valan.distributed.inference import InferenceServer
 from valan.errors import InputError
 from valan.learning.losses import teacher_forcing_probability
-from valan.learning.step import make_optimizer, train_step
+from valan.learning.step import compile_agent, make_optimizer, train_step
 from valan.learning.unroll import Unroll
 from valan.problems import Problem
 
@@ -90,6 +90,7 @@ class Learner:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         features = torch.as_tensor(problem.feature_table(config)).to(self.device)
         self.agent = problem.make_agent(config, features).to(self.device)
+        compile_agent(self.agent, config.learning.compile)  # learning.compile (opt-in): learning and acting
         self.eval_agent = problem.make_agent(config, features).to(self.device).eval()
         self.optimizer = make_optimizer(self.agent, config.learning)
         self.step = 0

@@ -30,6 +30,10 @@ class LearningConfig:
     lr_decay_rate: float = 0.5  # exponential: lr * rate ** (step / lr_decay_steps)
     lr_decay_steps: int = 10000
     grad_clip: float = 10.0  # global gradient norm clip; 0 disables
+    # torch.compile the agent's forward pass (learning and acting); needs a working compiler backend (on CPU a C++
+    # compiler): without one, training runs eager after a one-line warning. Opt-in: compiling costs seconds to
+    # minutes at start-up, and pays for long runs only (scripts/bench_learner_step.py measures it)
+    compile: bool = False
     gamma: float = 0.95  # discount per action
     entropy_cost: float = 0.01
     baseline_cost: float = 0.5

@@ -6,6 +6,7 @@ batch of unrolls it takes from the queue; nothing here knows about Ray or about 
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import torch
@@ -20,6 +21,24 @@ LossFn = Callable[[torch.nn.Module, Unroll, Any], tuple[torch.Tensor, dict[str, 
 def make_optimizer(agent: torch.nn.Module, learning: LearningConfig) -> torch.optim.Optimizer:
     """Adam over the agent's parameters at ``learning.lr``."""
     return torch.optim.Adam(agent.parameters(), lr=learning.lr)
+
+
+def compile_agent(agent: torch.nn.Module, enabled: bool) -> bool:
+    """``torch.compile`` ``agent`` in place when ``enabled`` (``learning.compile``) and the compiler works here;
+    otherwise leave it eager, with a one-line warning on stderr when compiling was asked for. Returns whether the
+    agent is compiled. Parameter names (checkpoints) do not change."""
+    if not enabled:
+        return False
+    try:  # a compiler backend is only exercised on the first call: try one on a tiny function
+        probe = torch.compile(lambda x: torch.tanh(x) * 2.0 + 1.0)
+        probe(torch.ones(3, device=next(agent.parameters()).device))
+    except Exception as e:  # no C++ compiler, unsupported platform, ...: train eager
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"valan: warning: learning.compile: torch.compile is not available here ({reason}); running eager",
+              file=sys.stderr)
+        return False
+    agent.compile()
+    return True
 
 
 def learning_rate(learning: LearningConfig, step: int) -> float:
