@@ -24,7 +24,8 @@ Batched contract (``BatchedEnv``):
   running an episode.
 - Training (``evaluation=False``): episodes come from seeded random permutations of the episode pool, a fresh
   one each pass (``EpisodeSchedule``); ``set_episode_pool(rows)`` narrows the pool (curriculum), and
-  ``reset(seed)`` starts a new permutation.
+  ``reset(seed)`` starts a new permutation. Optional per-episode weights make a pass draw each episode
+  ``weight`` times on average (weighted training files).
 - Evaluation (``evaluation=True``): every episode runs exactly once, in data order; a slot with nothing left to
   run turns inactive: its observation stays the last one, its actions are ignored, its reward is 0 and its
   ``done`` False. ``finished`` is True once every slot is inactive; ``reset()`` starts over from the first
@@ -91,11 +92,20 @@ class EpisodeSchedule:
     """Hands out episode rows to slots.
 
     Training (``evaluation=False``) walks through seeded random permutations of the episode pool, a fresh one each
-    pass. Evaluation hands out every episode exactly once, in order, and then nothing.
+    pass. With ``weights`` (one positive number per episode; training only) a pass holds, of each set of ``n``
+    pool episodes sharing a weight ``w``, ``c = w * n`` episodes rounded up or down at random (the fraction is
+    the chance of rounding up): ``c // n`` copies of every one plus ``c % n`` others drawn at random. So each
+    weight's share of the draws is exact up to one episode per pass. Evaluation hands out every episode exactly
+    once, in order, and then nothing.
     """
 
-    def __init__(self, num_episodes: int, evaluation: bool, seed: int):
+    def __init__(self, num_episodes: int, evaluation: bool, seed: int, weights: np.ndarray | None = None):
         self.num_episodes, self.evaluation, self.seed = num_episodes, evaluation, seed
+        if weights is not None:
+            weights = np.asarray(weights, np.float64)
+            if weights.shape != (num_episodes,) or not (weights > 0).all() or not np.isfinite(weights).all():
+                raise ValueError(f"weights must be {num_episodes} positive finite numbers")
+        self.weights = weights
         self._pool: np.ndarray | None = None
         self.restart()
 
@@ -119,12 +129,27 @@ class EpisodeSchedule:
                 if self.evaluation:
                     break
                 pool = self.num_episodes if self._pool is None else self._pool
-                self._order, self._cursor = self._rng.permutation(pool), 0
+                self._order, self._cursor = self._rng.permutation(self._weighted_pass(pool)), 0
             n = min(count, len(self._order) - self._cursor)
             out.append(self._order[self._cursor:self._cursor + n])
             self._cursor += n
             count -= n
         return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def _weighted_pass(self, pool: int | np.ndarray) -> int | np.ndarray:
+        """The episode rows of one training pass over ``pool`` (see the class docstring), unordered."""
+        if self.weights is None:
+            return pool
+        rows = np.arange(pool) if isinstance(pool, int) else pool
+        weights = self.weights[rows]
+        parts = []
+        for weight in np.unique(weights):
+            group = rows[weights == weight]
+            total = weight * len(group)
+            count = int(total) + int(self._rng.random() < total - int(total))
+            copies, extra = divmod(count, len(group))
+            parts += [np.tile(group, copies), self._rng.choice(group, extra, replace=False)]
+        return np.concatenate(parts).astype(np.int64)
 
 
 class _SlotsEnv:
@@ -141,17 +166,20 @@ class _SlotsEnv:
 class BatchedEnv(_SlotsEnv):
     """``num_envs = len(slots.episode)`` episodes stepped together, with automatic reset; see the module docstring.
 
-    ``features`` is the store behind ``feature_table()`` (observations carry features only if the slots do).
+    ``features`` is the store behind ``feature_table()`` (observations carry features only if the slots do);
+    ``episode_weights`` (one per episode row, training only) weight the schedule (:class:`EpisodeSchedule`).
     """
 
-    def __init__(self, slots: EpisodeSlots, features: FeatureStore, evaluation: bool, seed: int):
+    def __init__(self, slots: EpisodeSlots, features: FeatureStore, evaluation: bool, seed: int,
+                 episode_weights: np.ndarray | None = None):
         super().__init__(slots, features)
         self.num_envs, self.evaluation = len(slots.episode), evaluation
         if self.num_envs < 1:
             raise ValueError("num_envs must be at least 1")
         self.single_observation_space, self.single_action_space = slots.observation_space, slots.action_space
         self.active = np.zeros(self.num_envs, bool)
-        self._schedule = EpisodeSchedule(len(self.world.episode_ids), evaluation, seed)
+        self._schedule = EpisodeSchedule(len(self.world.episode_ids), evaluation, seed,
+                                         None if evaluation else episode_weights)
 
     @property
     def finished(self) -> bool:

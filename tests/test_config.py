@@ -171,6 +171,7 @@ SUPERVISED_SCHEMAS = {
     "discriminator_r2r.yaml": "valan.problems.discriminator.config:DiscriminatorConfig",
     "alignment.yaml": "valan.problems.alignment.config:AlignmentConfig",
     "sdr.yaml": "valan.problems.sdr.config:SDRConfig",
+    "speaker.yaml": "valan.problems.speaker.config:SpeakerConfig",
 }
 SHIPPED = sorted(p.name for p in config_path("r2r.yaml").parent.glob("*.yaml"))
 

@@ -52,18 +52,24 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` (as loaded by yaml.safe_load) against the annotation ``tp``; return the typed value."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):  # already typed (an override's value inside a list, say)
+            return value
         if not isinstance(value, Mapping):
             raise InputError(f"{where}: expected a section (mapping), got {value!r}")
         return _from_mapping(tp, value, where)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
+        errors, section_errors = [], []
         for option in (a for a in args if a is not type(None)):
             try:
                 return _coerce(value, option, where)
             except InputError as e:
                 errors.append(str(e))
+                if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
+                    section_errors.append(str(e))  # a mapping meant for this section: its own error says most
+        if len(section_errors) == 1:
+            raise InputError(section_errors[0])
         raise InputError(errors[0] if len(errors) == 1 else f"{where}: {value!r} is not a {_type_name(tp)}")
     if origin is Literal:
         if value not in args:

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
             for note in folder.notes:
                 say(note)
+            report_training_mix(problem.training_mix(config), out_dir, say)
             with ray_session(args.ray_address or config.distributed.ray_address, verbose=args.verbose), \
                     stop_on_signals():
                 result = train(problem, config, out_dir, resume=args.resume, init_from=init_from,
@@ -101,6 +102,18 @@ def run(args: argparse.Namespace) -> int:
     print_comparison(problem.metric_names, result.evaluations, out_dir,
                      synthetic=config.data.features == "synthetic")
     return 0
+
+
+def report_training_mix(mix: list[dict], out_dir: Path, say) -> None:
+    """With several training files: ``say`` what each contributes and write it to ``out_dir/train_data.json``."""
+    from valan.io import write_json
+
+    if len(mix) < 2:
+        return
+    for m in mix:
+        say(f"data.train {m['file']}: {m['episodes']} episodes, weight {m['weight']:g}, "
+            f"{m['share']:.1%} of training episodes")
+    write_json(out_dir / "train_data.json", mix)
 
 
 def print_comparison(metric_names: tuple[str, ...], evaluations: dict[int, dict[str, dict[str, float]]],

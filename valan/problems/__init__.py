@@ -145,6 +145,11 @@ class Problem:
         files written. The default draws nothing."""
         return []
 
+    def training_mix(self, config: TrainConfig) -> list[dict[str, Any]]:
+        """What each ``data.train`` file contributes to training: ``file``, ``weight``, ``episodes`` (in the file)
+        and ``share`` (of the training draws: ``weight * episodes`` over the sum). The default lists nothing."""
+        return []
+
 
 def check_feature_keys(store: Any, keys: list[tuple[str, str]], source: str) -> None:
     """Every ``(group, node)`` of ``keys`` has features in ``store`` (a ``valan.features.stores`` store; synthetic

@@ -18,6 +18,21 @@ from valan.learning.config import DistributedConfig, LearningConfig, RunConfig
 
 
 @dataclass
+class TrainFile:
+    """A training file with its sampling weight: each of its episodes is drawn ``weight`` times as often as an
+    episode of a weight-1 file (``data.train: [{file: R2R_train.json}, {file: aug_top20.json, weight: 0.5}]``)."""
+
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("file",)  # made absolute when given with --set (see DataConfig)
+
+    file: str
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.weight < float("inf"):
+            raise InputError(f"data.train: the weight of {self.file} must be a positive number, got {self.weight}")
+
+
+@dataclass
 class DataConfig:
     """Where the data lives.
 
@@ -31,7 +46,8 @@ class DataConfig:
     PATH_SENTINELS: ClassVar[tuple[str, ...]] = ("", "synthetic")  # not file names: "build it", synthetic features
 
     root: str | None = None
-    train: list[str] = field(default_factory=list)  # one or more episode files
+    # episode files: names, or {file, weight} (TrainFile); a plain name has weight 1
+    train: list[str | TrainFile] = field(default_factory=list)
     eval: dict[str, str] = field(default_factory=dict)  # split name -> episode file
     vocab: str = ""  # a vocabulary file; "" = build it from the training files (where the problem supports it)
     features: str = "synthetic"  # "synthetic" or a feature store path understood by valan.features.stores
@@ -51,10 +67,14 @@ class DataConfig:
     def split_files(self, split: str) -> list[str]:
         """Resolved data files of ``split``: ``"train"`` -> ``train``; any other name -> ``eval[split]``."""
         if split == "train":
-            return [str(self.resolve(name)) for name in self.train]
+            return [str(self.resolve(item.file)) for item in self.train_files()]
         if split not in self.eval:
             raise InputError(f"unknown split {split!r}: data.eval has {', '.join(sorted(self.eval)) or 'none'}")
         return [str(self.resolve(self.eval[split]))]
+
+    def train_files(self) -> list[TrainFile]:
+        """``train`` with plain names as weight-1 :class:`TrainFile` entries (names not resolved)."""
+        return [TrainFile(item) if isinstance(item, str) else item for item in self.train]
 
 
 @dataclass

@@ -201,10 +201,11 @@ def prepare_pair_data(config: PairTrainingConfig, label: str, train_types: Seque
     vocab, features = Vocabulary.load(data.resolve(data.vocab)), open_features(data)
     if not features.synthetic:  # a missing viewpoint would otherwise surface mid-training
         check_feature_keys(features, ViewpointIndex(connectivity, connectivity.scans()).keys(), data.features)
-    train = NegativeSampler(load_episodes(data, data.train, connectivity), connectivity, config.negatives)
+    train_files = data.split_files("train")  # pair trainers read every training file whole (weights unused)
+    train = NegativeSampler(load_episodes(data, train_files, connectivity), connectivity, config.negatives)
     eval_pairs = {split: NegativeSampler(load_episodes(data, [name], connectivity), connectivity, config.negatives)
                   .pairs(config.run.eval_seed, eval_types) for split, name in data.eval.items()}
-    print(f"{label}: {len(train.episodes)} training instructions from {', '.join(data.train)}; "
+    print(f"{label}: {len(train.episodes)} training instructions from {', '.join(train_files)}; "
           + "; ".join(f"{split}: {len(pairs)} pairs" for split, pairs in eval_pairs.items()))
     if features.synthetic:
         print(SYNTHETIC_NOTE)

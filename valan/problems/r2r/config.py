@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from valan.learning.config import RunConfig
-from valan.problems.config import AgentConfig, DataConfig, EnvConfig, TrainConfig
+from valan.problems.config import AgentConfig, DataConfig, EnvConfig, TrainConfig, TrainFile
 
 
 @dataclass
@@ -19,7 +19,7 @@ class R2RDataConfig(DataConfig):
 
     PATH_FIELDS: ClassVar[tuple[str, ...]] = (*DataConfig.PATH_FIELDS, "connectivity")
 
-    train: list[str] = field(default_factory=lambda: ["R2R_sample_train.json"])
+    train: list[str | TrainFile] = field(default_factory=lambda: ["R2R_sample_train.json"])
     eval: dict[str, str] = field(default_factory=lambda: {"val_seen": "R2R_sample_val_seen.json"})
     connectivity: str = "connectivity"  # folder of {scan}_connectivity.json
     vocab: str = "train_vocab.txt"

@@ -49,11 +49,15 @@ class R2RProblem(Problem):
         """The batched R2R env; training envs follow ``learning.curriculum`` when it is not ``"none"``."""
         from valan.envs.r2r.env import BatchedR2REnv
 
+        weights = None
+        mix = self.training_mix(config) if split == "train" and not evaluation else []
+        if any(m["weight"] != 1.0 for m in mix):  # weighted training files (data.train entries with a weight)
+            weights = np.repeat([m["weight"] for m in mix], [m["episodes"] for m in mix])
         env = BatchedR2REnv(
             num_envs, data=config.data.split_files(split), connectivity=config.data.resolve(config.data.connectivity),
             vocab=self.vocabulary(config), reward=config.env.reward, max_steps=config.env.max_steps,
             max_instruction_length=config.env.max_instruction_length, max_candidates=config.env.max_candidates,
-            evaluation=evaluation, seed=seed)
+            evaluation=evaluation, seed=seed, episode_weights=weights)
         if evaluation or config.learning.curriculum == "none":
             return env
         from valan.problems.r2r.curriculum import CurriculumEnv, CurriculumSchedule, difficulty_order
@@ -61,6 +65,17 @@ class R2RProblem(Problem):
         hops = np.array([len(ep.path) - 1 for ep in env.world.episodes])
         order = difficulty_order(hops, env.world.instruction_lengths)
         return CurriculumEnv(env, order, CurriculumSchedule(config.learning, config.distributed.num_actors))
+
+    def training_mix(self, config: R2RConfig) -> list[dict[str, Any]]:
+        """Per ``data.train`` file, in order: its episodes (instructions) and weight, and its share of the
+        training draws (``valan.envs.batched.EpisodeSchedule``)."""
+        from valan.envs.r2r.dataset import load_r2r
+
+        entries = config.data.train_files()
+        counts = [len(load_r2r(f)) for f in config.data.split_files("train")]
+        total = sum(e.weight * n for e, n in zip(entries, counts)) or 1.0
+        return [{"file": e.file, "weight": e.weight, "episodes": n, "share": e.weight * n / total}
+                for e, n in zip(entries, counts)]
 
     def feature_table(self, config: R2RConfig) -> np.ndarray:
         """``(N, 36, D)`` features of every viewpoint of every scan in ``data.connectivity``, in the global index
