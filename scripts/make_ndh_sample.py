@@ -14,8 +14,9 @@ run on a fresh machine in the exact format of CVDN's NDH release. Deterministica
 - ``player_path`` = the R2R path, for odd ``i`` stopped one viewpoint short (so that ``trusted_path`` falls back to
   the planner when the player missed the planner's goal).
 
-Usage: ``python scripts/make_ndh_sample.py [--data data] [--out data/ndh]`` (train from ``R2R_sample_train.json``,
-val from ``R2R_sample_val_seen.json``).
+Usage: ``python scripts/make_ndh_sample.py [--train R2R_FILE] [--val R2R_FILE] [--connectivity DIR] [--out DIR]``
+(defaults: the bundled ``data/R2R_sample_train.json`` -> train, ``data/R2R_sample_val_seen.json`` -> val, into
+``data/ndh``).
 """
 
 from __future__ import annotations
@@ -64,13 +65,14 @@ def ndh_records(r2r_file: Path, connectivity: Connectivity) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("data"), help="folder of the bundled R2R sample")
+    parser.add_argument("--train", type=Path, default=Path("data/R2R_sample_train.json"), help="R2R file -> train")
+    parser.add_argument("--val", type=Path, default=Path("data/R2R_sample_val_seen.json"), help="R2R file -> val")
+    parser.add_argument("--connectivity", type=Path, default=Path("data/connectivity"))
     parser.add_argument("--out", type=Path, default=Path("data/ndh"))
     args = parser.parse_args()
-    connectivity = Connectivity(args.data / "connectivity")
-    for source, name in (("R2R_sample_train.json", "NDH_sample_train.json"),
-                         ("R2R_sample_val_seen.json", "NDH_sample_val.json")):
-        records = ndh_records(args.data / source, connectivity)
+    connectivity = Connectivity(args.connectivity)
+    for source, name in ((args.train, "NDH_sample_train.json"), (args.val, "NDH_sample_val.json")):
+        records = ndh_records(source, connectivity)
         write_json(args.out / name, records, indent=None)
         print(f"{args.out / name}: {len(records)} instances from {source}")
 
