@@ -30,7 +30,7 @@ class R2R:
         parser.add_argument("--data", required=True, help="R2R-format training file (e.g. R2R_train.json)")
         parser.add_argument("--out", required=True, help="output folder")
         parser.add_argument("--holdout-scans", type=int, default=None,
-                            help=f"scans to hold out (default: enough for {DEFAULT_FRACTION:.0%} of the instructions)")
+                            help=f"scans to hold out (default: enough for {DEFAULT_FRACTION:.0%}% of the instructions)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the scan order")
         parser.add_argument("--seen-eval", default=None,
                             help="an R2R file (e.g. R2R_val_seen.json) to write as val_seen.json without the "

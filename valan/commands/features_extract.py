@@ -8,7 +8,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-HELP = ("extract panorama features with a CNN saved as TorchScript or torch.export: R2R per-view images "
+HELP = ("extract panorama features with a CNN saved by torch.export (or, legacy, TorchScript): R2R per-view images "
         "(DIR/{scan}/{viewpoint}_{view}.jpg, view = 12 * elevation_level + heading_step) or equirectangular "
         "panoramas (DIR/{panoid}.jpg) cut into perspective crops; writes the store that --features reads")
 
@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--images", required=True, help="image folder (layout given by --layout)")
     parser.add_argument("--model", required=True,
-                        help="CNN archive saved by torch.jit.save or torch.export.save; maps (N, 3, size, size) "
-                             "float32 to (N, D)")
+                        help="CNN archive saved by torch.export.save (recommended; torch.jit is deprecated) or "
+                             "torch.jit.save; maps (N, 3, size, size) float32 to (N, D)")
     parser.add_argument("--out", required=True, help="output store folder (features.npy + index.json), written atomically")
     parser.add_argument("--layout", choices=("r2r", "equirect"), default="r2r",
                         help="r2r: DIR/{scan}/{viewpoint}_{view}.jpg with 36 views per viewpoint; "
@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input normalisation: imagenet mean/std on [0, 1] pixels, or none ([0, 1] pixels)")
     parser.add_argument("--batch-size", type=int, default=72,
                         help="images per forward pass (rounded down to whole panoramas, at least one)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the CNN runs: cpu, or cuda (the first GPU; an error when none is available)")
     parser.add_argument("--workers", type=int, default=2, help="threads that read and crop images ahead of the model")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="stored precision")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")

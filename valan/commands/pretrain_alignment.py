@@ -18,7 +18,7 @@ HELP = "pretrain the follower's instruction and visual encoders on cross-modal a
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", default=None,
                         help="comma-separated tasks among cma,nvs (default: the config's learning.tasks)")
-    add_run_arguments(parser, "alignment.yaml", "run.total_cpu_minutes=15")
+    add_run_arguments(parser, "alignment.yaml", "run.total_cpu_minutes=15", default_steps=1000)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,11 +10,19 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, config_file: str, example: str) -> None:
-    """``--config`` (default: the embedded ``configs/<config_file>``), ``--set`` (``example``: an override),
-    ``--out``, ``--resume`` and ``--overwrite`` (see :func:`claimed`)."""
+DEFAULT_RUN_TIME = "3-10 min on 2 CPU cores for these trainers, as measured in issue 12"
+"""How long the embedded configs' runs take on the bundled sample (stated in the trainers' --help)."""
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, config_file: str, example: str,
+                      default_steps: int | None = None) -> None:
+    """``--config`` (default: the embedded ``configs/<config_file>``; with ``default_steps``, its run's optimizer
+    steps and duration are stated), ``--set`` (``example``: an override), ``--out``, ``--resume`` and
+    ``--overwrite`` (see :func:`claimed`)."""
+    length = (f": {default_steps} steps on the bundled sample, {DEFAULT_RUN_TIME}; cap a run with "
+              "--set run.total_minutes=M" if default_steps else "")
     parser.add_argument("--config", default=None,
-                        help=f"YAML config (default: the embedded configs/{config_file})")
+                        help=f"YAML config (default: the embedded configs/{config_file}{length})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help=f"override a config value, e.g. --set {example} (repeatable)")
     parser.add_argument("--out", default=None, help="run folder (default: the config's run.logdir)")

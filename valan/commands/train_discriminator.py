@@ -17,7 +17,7 @@ HELP = "train an instruction-path discriminator (ROC-AUC per negative type on va
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_run_arguments(parser, "discriminator.yaml", "run.total_minutes=15")
+    add_run_arguments(parser, "discriminator.yaml", "run.total_minutes=15", default_steps=2000)
 
 
 def run(args: argparse.Namespace) -> int:

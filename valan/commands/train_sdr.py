@@ -16,7 +16,7 @@ HELP = "train LingUNet for Touchdown spatial description resolution (SDR)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_run_arguments(parser, "sdr.yaml", "run.total_steps=1000")
+    add_run_arguments(parser, "sdr.yaml", "run.total_steps=1000", default_steps=200)
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, ...")
 
 

@@ -100,8 +100,10 @@ def chart(name: str, series: dict[str, list[tuple[float, float]]], x_label: str,
         draw.text((4, py - 6), f"{y:.3g}", fill=(60, 60, 60), font=small)
         x = x0 + (x1 - x0) * k / 4
         px, _ = pixel(x, y0)
+        label = f"{x / 1000:.4g}k" if abs(x) >= 10_000 else f"{x:.4g}"
         draw.line([(px, height - bottom), (px, height - bottom + 3)], fill=(120, 120, 120))
-        draw.text((px - 12, height - bottom + 5), f"{x:.3g}", fill=(60, 60, 60), font=small)
+        draw.text((min(px - small.getlength(label) / 2, width - 2 - small.getlength(label)), height - bottom + 5),
+                  label, fill=(60, 60, 60), font=small)
     draw.text((left, height - 16), x_label, fill=(60, 60, 60), font=small)
     draw.text((left, 6), name, fill=(20, 20, 20), font=font(13))
     cursor = width - right
