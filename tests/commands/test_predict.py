@@ -7,26 +7,10 @@ import json
 import shutil
 
 import pytest
-import torch
 
+from helpers.checkpoints import save_trained
 from valan.cli import main
-from valan.config import to_dict
 from valan.data import sample_path
-from valan.problems import get_problem
-
-
-def save_trained(path, config, with_vocab=True):
-    """A checkpoint with the learner's payload (untrained weights): what ``valan train`` writes."""
-    from valan.checkpoint import save_checkpoint
-
-    problem = get_problem(config.problem)
-    torch.manual_seed(0)  # the same untrained weights in every checkpoint, so their predictions can be compared
-    state = {"model": problem.make_agent(config).state_dict(), "optimizer": {}, "step": 0, "env_steps": 0,
-             "config": to_dict(config), "problem": problem.name}
-    if with_vocab:
-        state["vocab"] = problem.vocabulary(config).tokens
-    save_checkpoint(path, state)
-    return path
 
 
 def write_test_split(tmp_path):
