@@ -115,3 +115,20 @@ def test_missing_inputs_are_one_line_errors(tmp_path, capsys, argv):
     rc = main(["predict", "r2r", *[x for kv in args.items() for x in kv], "--output", str(out), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and argv[1] in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_predict_serves_every_registered_problem(tmp_path, capsys, one_torch_thread):
+    """Nothing in predict names a task: NDH predicts through its Problem's own id key and files."""
+    from valan.problems import PROBLEMS, get_problem
+
+    if "ndh" not in PROBLEMS:
+        pytest.skip("no ndh problem registered")
+    config = get_problem("ndh").config_class()
+    ckpt = save_trained(tmp_path / "ndh.pt", config)
+    out = tmp_path / "ndh.json"
+    data = config.data.split_files(next(iter(config.data.eval)))[0]
+    assert main(["predict", "ndh", "--checkpoint", str(ckpt), "--data", data, "--output", str(out),
+                 "--no-progress"]) == 0, capsys.readouterr().err
+    predictions = json.loads(out.read_text())
+    key = get_problem("ndh").prediction_key
+    assert predictions and all(set(p) == {key, "trajectory"} for p in predictions)
