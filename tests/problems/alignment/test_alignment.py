@@ -119,4 +119,4 @@ def test_pretrain_alignment_cli_learns_nvs_and_warm_starts(tmp_path, capsys):
                        state["model"]["visual_encoder.projection.weight"]) and report.loaded
     capsys.readouterr()
     assert main(["pretrain-alignment", "--tasks", "cma,speaker", "--out", str(out)]) == 2
-    assert "learning.tasks" in capsys.readouterr().err
+    assert "--tasks: unknown task 'speaker'" in capsys.readouterr().err
