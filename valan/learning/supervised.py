@@ -32,12 +32,12 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 import torch
 
 from valan.checkpoint import BEST, CheckpointManager, link_or_copy, load_checkpoint
-from valan.config import require, save_config, to_dict
+from valan.config import from_dict, require, save_config, to_dict
 from valan.errors import InputError
 from valan.text import Vocabulary
 
@@ -143,6 +143,18 @@ def _selected(select_metric: str, scalars: dict[str, float]) -> float | None:
         raise InputError(f"run.select_metric: the evaluation has no scalar {select_metric!r} (it has: "
                          f"{', '.join(sorted(scalars)) or 'none'})")
     return float(scalars[select_metric])
+
+
+T = TypeVar("T")
+
+
+def load_trained(path: str | Path, problem: str, schema: type[T]) -> tuple[dict[str, Any], T, Vocabulary]:
+    """A checkpoint this loop wrote for ``problem``: its state, its config typed by ``schema`` and its vocabulary;
+    ``InputError`` naming the file when it is missing, unsafe or another problem's."""
+    state = load_checkpoint(path)
+    if state.get("problem") != problem:
+        raise InputError(f"not a {problem} checkpoint (problem {state.get('problem')!r})", source=str(path))
+    return state, from_dict(schema, state["config"], source=str(path)), Vocabulary(state["vocab"])
 
 
 def train_supervised(name: str, config: SupervisedConfig, make_task: Callable[[], SupervisedTask], out: Path,

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from valan.agents.discriminator import TwoTowerDiscriminator, build_discriminator, in_batch_softmax_loss
-from valan.config import from_dict, to_dict
+from valan.config import to_dict
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.graph import Connectivity, ViewpointIndex
 from valan.errors import InputError
 from valan.features.stores import SYNTHETIC_NOTE, FeatureStore, open_feature_store
 from valan.learning.losses import focal_loss, weighted_bce
-from valan.learning.supervised import SupervisedResult, SupervisedTask, train_supervised
+from valan.learning.supervised import SupervisedResult, SupervisedTask, load_trained, train_supervised
 from valan.problems import check_feature_keys
 from valan.problems.discriminator.config import (DiscriminatorConfig, DiscriminatorLearningConfig, PairInputConfig,
                                                 PairTrainingConfig)
@@ -69,13 +69,7 @@ class LoadedDiscriminator:
 
 def load_discriminator(path: str | Path) -> LoadedDiscriminator:
     """A trained discriminator from a ``valan train-discriminator`` checkpoint, in eval mode."""
-    from valan.checkpoint import load_checkpoint
-
-    state = load_checkpoint(path)
-    if state.get("problem") != "discriminator":
-        raise InputError(f"not a discriminator checkpoint (problem {state.get('problem')!r})", source=str(path))
-    config = from_dict(DiscriminatorConfig, state["config"], source=str(path))
-    vocab = Vocabulary(state["vocab"])
+    state, config, vocab = load_trained(path, "discriminator", DiscriminatorConfig)
     feature_dim = int(state["feature_dim"])
     model = build_discriminator(to_dict(config.model), len(vocab), feature_dim)
     model.load_state_dict(state["model"])

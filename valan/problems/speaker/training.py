@@ -27,12 +27,11 @@ import numpy as np
 import torch
 
 from valan.agents.speaker import Speaker
-from valan.config import from_dict
 from valan.envs.r2r.dataset import R2REpisode, graph_problems, record_problems
 from valan.envs.r2r.graph import Connectivity
 from valan.errors import InputError
 from valan.features.stores import SYNTHETIC_NOTE, FeatureStore
-from valan.learning.supervised import SupervisedResult, SupervisedTask, train_supervised
+from valan.learning.supervised import SupervisedResult, SupervisedTask, load_trained, train_supervised
 from valan.problems.discriminator.pairs import EncodedPair, PairEncoder, collate
 from valan.problems.discriminator.training import load_episodes, open_features
 from valan.problems.speaker.config import SpeakerConfig
@@ -208,13 +207,7 @@ class LoadedSpeaker:
 
 def load_speaker(path: str | Path) -> LoadedSpeaker:
     """A trained speaker from a ``valan train-speaker`` checkpoint, in eval mode."""
-    from valan.checkpoint import load_checkpoint
-
-    state = load_checkpoint(path)
-    if state.get("problem") != "speaker":
-        raise InputError(f"not a speaker checkpoint (problem {state.get('problem')!r})", source=str(path))
-    config = from_dict(SpeakerConfig, state["config"], source=str(path))
-    vocab = Vocabulary(state["vocab"])
+    state, config, vocab = load_trained(path, "speaker", SpeakerConfig)
     model = build_speaker(config, len(vocab), int(state["feature_dim"]))
     model.load_state_dict(state["model"])
     model.eval()
