@@ -195,20 +195,28 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+class _Received:
+    signum: int | None = None  # the first SIGINT or SIGTERM received
+
+
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
+def stop_on_signals() -> Iterator[_Received]:
     """Turn the first SIGINT or SIGTERM into :class:`Stopped` in the main thread; later ones are ignored while
-    the run saves and shuts down. The previous handlers come back afterwards."""
-    stopping = []
+    the run saves and shuts down. The previous handlers come back afterwards.
+
+    Yields what was received (``signum``): native code that the signal interrupts (Ray's waits) may turn the
+    exception into a plain ``KeyboardInterrupt``, so callers catch that and read the signal from here.
+    """
+    received = _Received()
 
     def handler(signum: int, frame: object) -> None:
-        if not stopping:
-            stopping.append(signum)
+        if received.signum is None:
+            received.signum = signum
             raise Stopped(signum)
 
     previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield received
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from valan.checkpoint import load_checkpoint
 from valan.cli import main
 from valan.features.stores import SYNTHETIC_NOTE
 from valan.distributed.evaluation import EvalAggregator
@@ -53,3 +54,87 @@ def test_train_on_the_sample_then_evaluate_the_checkpoint(tmp_path, capsys):
     saved = json.loads(predictions.read_text())
     eval_actor_predictions = json.loads((out / "eval" / "val_seen" / f"predictions-{final['step']:09d}.json").read_text())
     assert saved == eval_actor_predictions
+
+
+TINY = ["--no-progress", "--set", "data.eval={}", "--set", "run.checkpoint_every_env_steps=96",
+        "--set", "distributed.num_actors=1", "--set", "distributed.envs_per_actor=8",
+        "--set", "learning.batch_size=8", "--set", "learning.unroll_length=6"]  # 48 env steps a learner step
+
+
+def _one_error_line(err: str) -> str:
+    assert err.startswith("valan: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("override, message", [
+    ("distributed.num_actors=0", "distributed.num_actors must be >= 1"),
+    ("run.select_split=val_typo", "run.select_split: 'val_typo' is not an eval split (data.eval has: val_seen)"),
+])
+def test_impossible_layouts_are_one_line_errors_before_anything_is_written(tmp_path, capsys, override, message):
+    assert main(["train", "--set", override, "--out", str(tmp_path / "run")]) == 2
+    assert message in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unreachable_ray_address_is_one_line_naming_it(tmp_path, capsys):
+    assert main(["train", "--ray-address", "127.0.0.1:9", "--out", str(tmp_path / "run")]) == 2
+    assert "--ray-address 127.0.0.1:9: no Ray cluster answers there" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_from_another_problems_checkpoint_is_refused_up_front(tmp_path, capsys):
+    from valan.checkpoint import CheckpointManager
+
+    CheckpointManager(tmp_path / "checkpoints").save(4, {"problem": "touchdown", "model": {}, "step": 4})
+    assert main(["train", "--resume", "--out", str(tmp_path)]) == 2
+    assert "a 'touchdown' checkpoint cannot resume a 'r2r' run" in _one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_a_run_folder_has_one_owner_sigint_saves_and_resume_or_overwrite_take_it_over(tmp_path, capfd):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "valan.cli", "train", "--out", str(out), *TINY,
+                              "--set", "run.total_env_steps=1000000"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not list((out / "checkpoints").glob("ckpt-*.pt")) and time.monotonic() < deadline:
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.2)
+        # A second run on the folder fails at once, naming the owner.
+        started = time.monotonic()
+        assert main(["train", "--out", str(out), *TINY]) == 2
+        assert f"in use by another run (pid {first.pid} on host" in _one_error_line(capfd.readouterr().err)
+        assert time.monotonic() - started < 10
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    # SIGINT: a checkpoint of the step reached, exit 130, one line, no Ray noise.
+    assert first.returncode == 130, err
+    saved = re.fullmatch(r"valan: stopped by SIGINT: saved (\S+/ckpt-(\d+)\.pt); continue with: valan train "
+                         rf"--resume --out {re.escape(str(out))}\n", err)
+    assert saved, err
+    step = int(saved.group(2))
+    assert load_checkpoint(out / "checkpoints" / "LATEST.pt")["step"] == step
+    assert not (out / "run.lock").exists()
+
+    # The folder now holds a run: refused without --resume / --overwrite.
+    assert main(["train", "--out", str(out), *TINY]) == 2
+    assert "holds another run" in _one_error_line(capfd.readouterr().err)
+    # --resume continues the step count from the saved checkpoint.
+    assert main(["train", "--resume", "--out", str(out), *TINY,
+                 "--set", f"run.total_env_steps={(step + 2) * 48}"]) == 0
+    assert f"trained {step + 2} learner steps" in capfd.readouterr().out
+    # --overwrite starts over, the old run moved aside.
+    assert main(["train", "--overwrite", "--out", str(out), *TINY, "--set", "run.total_env_steps=96"]) == 0
+    (previous,) = tmp_path.glob("run.previous-*")
+    assert f"moved the previous run to {previous}" in capfd.readouterr().err
+    assert (previous / "checkpoints" / f"ckpt-{step + 2:09d}.pt").is_file()
+    assert [p.name for p in (out / "checkpoints").glob("ckpt-*.pt")] == ["ckpt-000000002.pt"]  # a fresh count

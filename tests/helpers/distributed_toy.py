@@ -194,3 +194,35 @@ def toy_config(**sections: dict[str, Any]) -> TrainConfig:
         for key, value in values.items():
             setattr(getattr(config, section), key, value)
     return config
+
+
+class SlowToyProblem(ToyProblem):
+    """The toy problem made slow enough to hit with a fault: each learner step takes ``train_delay_s`` seconds more,
+    each evaluation env step ``eval_delay_s``, and evaluation envs touch the file ``marker`` (when given) as they
+    start, so that a test can kill an eval actor in the middle of an evaluation."""
+
+    def __init__(self, marker: str | None = None, eval_delay_s: float = 0.0, train_delay_s: float = 0.0):
+        self.marker, self.eval_delay_s, self.train_delay_s = marker, eval_delay_s, train_delay_s
+
+    def loss(self, agent: torch.nn.Module, unroll: Unroll, config: TrainConfig):
+        import time
+
+        time.sleep(self.train_delay_s)
+        return super().loss(agent, unroll, config)
+
+    def make_env(self, config: TrainConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> ToyBatchedEnv:
+        import time
+        from pathlib import Path
+
+        env = ToyBatchedEnv(num_envs, seed, evaluation)
+        if evaluation:
+            if self.marker is not None:
+                Path(self.marker).touch()
+            step = env.step
+
+            def slow_step(actions):
+                time.sleep(self.eval_delay_s)
+                return step(actions)
+
+            env.step = slow_step
+        return env

@@ -47,15 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import signal
     import sys
 
     import ray  # noqa: F401  (imported before stderr_to_file: Ray's loggers bind to the stderr that goes to run.log)
     from tqdm import tqdm
 
-    from valan.distributed.driver import check_start, ray_session, train
+    from valan.distributed.driver import check_ray_address, check_start, ray_session, train
     from valan.errors import InputError
     from valan.problems import get_problem, load_train_config
-    from valan.runs import RunFolder, Stopped, stderr_to_file, stop_on_signals
+    from valan.runs import RunFolder, stderr_to_file, stop_on_signals
 
     if args.resume and args.init_from is not None:
         raise InputError("--resume continues a run's own checkpoint; --init-from starts a new run: give one")
@@ -68,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     # Everything is checked before the run folder is touched or Ray starts.
     problem.check_inputs(config)  # every data path, the vocabulary and the features
     init_from = check_start(problem, config, out_dir, resume=args.resume, init_from=args.init_from)
+    address = args.ray_address or config.distributed.ray_address
+    check_ray_address(address)
+    signals = None
     try:
         with RunFolder(out_dir, resume=args.resume, overwrite=args.overwrite) as folder, \
                 stderr_to_file(out_dir / "run.log", enabled=not args.verbose) as log:
@@ -78,16 +82,16 @@ def run(args: argparse.Namespace) -> int:
             for note in folder.notes:
                 say(note)
             report_training_mix(problem.training_mix(config), out_dir, say)
-            with ray_session(args.ray_address or config.distributed.ray_address, verbose=args.verbose), \
-                    stop_on_signals():
+            with ray_session(address, verbose=args.verbose), stop_on_signals() as signals:
                 result = train(problem, config, out_dir, resume=args.resume, init_from=init_from,
                                show_progress=not args.no_progress, say=say)
-    except Stopped as stop:
+    except KeyboardInterrupt as stop:  # Stopped, or what Ray's waits made of it
+        signum = signals.signum if signals is not None and signals.signum else signal.SIGINT
         checkpoint = getattr(stop, "checkpoint", None)
         saved_text = (f"saved {checkpoint}; continue with: valan train --resume --out {out_dir}" if checkpoint
                       else "no checkpoint saved")
-        print(f"valan: stopped by {stop}: {saved_text}", file=sys.stderr)
-        return 128 + stop.signum
+        print(f"valan: stopped by {signal.Signals(signum).name}: {saved_text}", file=sys.stderr)
+        return 128 + signum
     print(f"trained {result.step} learner steps, {result.env_steps} env steps in {result.seconds / 60:.1f} min; "
           f"checkpoint {result.checkpoint} (also {out_dir / 'checkpoints' / 'LATEST.pt'})")
     if result.best_checkpoint:

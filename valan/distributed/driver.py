@@ -119,6 +119,16 @@ def select_split(config: TrainConfig) -> str | None:
     return next((split for split in splits if "unseen" in split), splits[0] if splits else None)
 
 
+def _node_of(actor) -> str:
+    """The node an actor runs on; "unavailable" for one that died and is not back (a late failure)."""
+    import ray
+
+    try:
+        return ray.get(actor.node_id.remote(), timeout=30)
+    except ray.exceptions.RayError:
+        return "unavailable"
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -204,7 +214,8 @@ class _Supervisor:
 
 class _Evaluations:
     """Runs evaluations on the eval actors through their failures: a split whose eval actor died is retried on
-    its next incarnation (the learner still holds the same snapshot), then skipped after ``EVAL_MAX_TRIES``."""
+    its next incarnation once that answers (the learner still holds the same snapshot), and skipped after
+    ``EVAL_MAX_TRIES`` tries."""
 
     def __init__(self, make_eval_actor, assignment: list[list[str]], aggregator: EvalAggregator, say):
         import ray
@@ -212,7 +223,8 @@ class _Evaluations:
         self._ray = ray
         self.make_eval_actor, self.assignment, self.aggregator, self.say = make_eval_actor, assignment, aggregator, say
         self.actors = [make_eval_actor(i) for i in range(len(assignment))]
-        self.inflight: dict[Any, tuple[int, str, int, int, int]] = {}  # call -> (actor, split, step, env steps, try)
+        # call -> (is a probe of a restarted actor, actor, split, step, env steps, try)
+        self.inflight: dict[Any, tuple[bool, int, str, int, int, int]] = {}
         self.results: dict[int, dict[str, dict[str, float]]] = {}  # step -> split -> metrics
         self.failures = self.skipped = 0
 
@@ -222,10 +234,11 @@ class _Evaluations:
         step, env_steps = self._ray.get(learner.begin_evaluation.remote(current))
         for i, splits in enumerate(self.assignment):
             for split in splits:
-                self._submit(learner, i, split, step, env_steps, 1)
+                self._submit(learner, False, i, split, step, env_steps, 1)
 
-    def _submit(self, learner, i: int, split: str, step: int, env_steps: int, attempt: int) -> None:
-        self.inflight[self.actors[i].evaluate.remote(split, learner)] = (i, split, step, env_steps, attempt)
+    def _submit(self, learner, probe: bool, i: int, split: str, step: int, env_steps: int, attempt: int) -> None:
+        call = self.actors[i].node_id.remote() if probe else self.actors[i].evaluate.remote(split, learner)
+        self.inflight[call] = (probe, i, split, step, env_steps, attempt)
 
     def collect(self, learner, timeout: float | None) -> list[tuple[str, dict[str, float]]]:
         """Record the evaluations that finished (waiting up to ``timeout`` seconds, ``None``: for all); returns
@@ -235,28 +248,32 @@ class _Evaluations:
         while self.inflight:
             ready, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=timeout)
             for ref in ready:
-                i, split, step, env_steps, attempt = self.inflight.pop(ref)
+                probe, i, split, step, env_steps, attempt = self.inflight.pop(ref)
                 try:
                     episodes = ray.get(ref)
                 except ray.exceptions.RayActorError as e:
-                    self.failures += 1
-                    learner.retire_actor.remote(EVAL_ACTOR_ID_BASE + i)
                     if isinstance(e, ray.exceptions.ActorDiedError):  # Ray will not restart it: start a new one
                         self.actors[i] = self.make_eval_actor(i)
+                    if probe:  # not back yet: ask again
+                        self._submit(learner, True, i, split, step, env_steps, attempt)
+                        continue
+                    self.failures += 1
+                    learner.retire_actor.remote(EVAL_ACTOR_ID_BASE + i)
                     if attempt < EVAL_MAX_TRIES:
                         self.say(f"eval actor {i} failed evaluating {split} at step {step}; retrying on its next "
                                  f"incarnation (try {attempt + 1} of {EVAL_MAX_TRIES})")
-                        self._submit(learner, i, split, step, env_steps, attempt + 1)
+                        self._submit(learner, True, i, split, step, env_steps, attempt + 1)
                     else:
                         self.skipped += 1
                         self.say(f"warning: skipped the evaluation of {split} at step {step}: its eval actor failed "
                                  f"{attempt} times")
                     continue
-                if episodes is None:  # the learner died, and the snapshot with it
-                    continue
-                metrics = self.aggregator.record(split, step, env_steps, episodes)
-                self.results.setdefault(step, {})[split] = metrics
-                recorded.append((split, metrics))
+                if probe:  # the actor is back: run the evaluation again
+                    self._submit(learner, False, i, split, step, env_steps, attempt)
+                elif episodes is not None:  # None: the learner died, and the snapshot with it
+                    metrics = self.aggregator.record(split, step, env_steps, episodes)
+                    self.results.setdefault(step, {})[split] = metrics
+                    recorded.append((split, metrics))
             if timeout is not None:
                 break
         return recorded
@@ -378,7 +395,7 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
         if assignment and summary["step"] not in evals.results:
             evals.start(learner, current=True)
             keep_best(evals.collect(learner, timeout=None))
-        actor_nodes = ray.get([actor.node_id.remote() for actor in supervisor.actors])
+        actor_nodes = [_node_of(actor) for actor in supervisor.actors]
     except KeyboardInterrupt as stop:  # save where training got to, then let the caller report it
         stop.checkpoint = None
         with contextlib.suppress(ray.exceptions.RayError, NameError):
@@ -421,11 +438,13 @@ def _postfix(progress: dict[str, Any], evaluations: dict[int, dict[str, dict[str
     return out
 
 
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """``InputError`` naming ``address`` (``host:port``) when nothing accepts connections there: Ray itself would
-    retry for minutes."""
+def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """``InputError`` naming ``address`` (``host:port``; ``None`` and ``auto`` pass) when nothing accepts
+    connections there: Ray itself would retry for minutes."""
     import socket
 
+    if not address or address == "auto":
+        return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise InputError(f"--ray-address {address}: expected 'auto' or host:port")
@@ -447,8 +466,7 @@ def ray_session(address: str | None = None, verbose: bool = False):
 
     import ray
 
-    if address and address != "auto":
-        _check_reachable(address)
+    check_ray_address(address)
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=verbose)
