@@ -381,7 +381,7 @@ def run_benchmark(base: TrainConfig, layouts: list[tuple[int, int]], variants: t
     ray_variants = [v for v in variants if v != "naive"]
     results: dict[tuple[int, int], dict[str, dict[str, float]]] = {layout: {} for layout in layouts}
     if ray_variants:
-        ray.init(num_cpus=cores, num_gpus=torch.cuda.device_count() if device == "cuda" else 0,
+        ray.init(address="local", num_cpus=cores, num_gpus=torch.cuda.device_count() if device == "cuda" else 0,
                  include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
         try:
             for n, k in layouts:
