@@ -2,8 +2,10 @@
 
 The view looks down the z axis at the viewpoints' pose translations (x right, y up). Floors are clusters of
 viewpoint heights: sorted heights split where consecutive ones are more than ``FLOOR_GAP`` metres apart, groups
-of at least ``MIN_FLOOR_VIEWPOINTS`` are floors, and every viewpoint (stairs too) belongs to the floor whose
-height range is nearest. Callers pass the success radius around the goal (the evaluation's
+of at least ``MIN_FLOOR_VIEWPOINTS`` are floor candidates, a candidate whose mean height is less than
+``MIN_FLOOR_SEPARATION`` above the floor below joins it (split levels), and every viewpoint (stairs too) belongs
+to the floor whose height range is nearest. On the 90 Matterport3D scans this finds 1 floor in 35, 2 in 31, 3 in
+16, 4 in 6 and 5 in 2. Callers pass the success radius around the goal (the evaluation's
 ``SUCCESS_THRESHOLD``, 3 m).
 """
 
@@ -21,6 +23,8 @@ FLOOR_GAP = 0.5
 """Metres between consecutive viewpoint heights that separate two floors."""
 MIN_FLOOR_VIEWPOINTS = 4
 """A height cluster with fewer viewpoints (a staircase) joins the nearest floor."""
+MIN_FLOOR_SEPARATION = 2.0
+"""Metres between the mean heights of two floors; closer clusters are levels of one floor."""
 
 
 def floor_of(heights: np.ndarray) -> np.ndarray:
@@ -28,7 +32,13 @@ def floor_of(heights: np.ndarray) -> np.ndarray:
     heights = np.asarray(heights, np.float64)
     order = np.argsort(heights, kind="stable")
     groups = np.split(heights[order], np.flatnonzero(np.diff(heights[order]) > FLOOR_GAP) + 1)
-    ranges = np.array([(g.min(), g.max()) for g in groups if len(g) >= MIN_FLOOR_VIEWPOINTS]).reshape(-1, 2)
+    floors: list[np.ndarray] = []
+    for group in (g for g in groups if len(g) >= MIN_FLOOR_VIEWPOINTS):
+        if floors and group.mean() - floors[-1].mean() < MIN_FLOOR_SEPARATION:
+            floors[-1] = np.concatenate([floors[-1], group])
+        else:
+            floors.append(group)
+    ranges = np.array([(f.min(), f.max()) for f in floors]).reshape(-1, 2)
     if len(ranges) <= 1:
         return np.zeros(len(heights), np.int64)
     below, above = ranges[:, 0][None, :] - heights[:, None], heights[:, None] - ranges[:, 1][None, :]

@@ -102,3 +102,5 @@ def test_floors_are_clusters_of_heights_with_stairs_joining_the_nearest():
     floors = floor_of(np.array(ground + stairs + upper))
     assert floors.tolist() == [0] * 5 + [0, 1, 1] + [1] * 4
     assert floor_of(np.array([1.5, 1.6, 1.55, 1.52, 3.0])).tolist() == [0] * 5  # one floor and a landing
+    split_level = [0.0, 0.02, 0.05, 0.04, 1.0, 1.02, 1.05, 1.1]  # a sunken room 1 m below: one floor
+    assert floor_of(np.array(split_level + upper)).tolist() == [0] * 8 + [1] * 4
