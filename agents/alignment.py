@@ -118,7 +118,9 @@ def load_alignment_into(agent: nn.Module, checkpoint: Mapping[str, Any], source:
     if vocab is not None and list(checkpoint.get("vocab", [])) != list(vocab):
         raise InputError("the checkpoint's vocabulary differs from the agent's (embedding rows would not match)",
                          source=source)
-    weights = {k: v for k, v in checkpoint["model"].items() if k.split(".")[0] in TRANSFERRED_MODULES}
+    # a follower built without its visual pathway (agent.visual none) takes the instruction encoder alone
+    modules = set(TRANSFERRED_MODULES) & {name for name, _ in agent.named_children()}
+    weights = {k: v for k, v in checkpoint["model"].items() if k.split(".")[0] in modules}
     target = agent.state_dict()
     for name, tensor in weights.items():
         if name not in target:

@@ -146,3 +146,18 @@ def test_auto_resolves_against_the_features_and_is_recorded(setup):
     assert agent.visual_mode == auto.agent.visual == "none"  # synthetic features carry no visual information
     real = apply_overrides(config, ["agent.visual=auto", "data.features=/some/store"])
     assert real.resolve_visual() == "features" and real.agent.visual == "features"
+
+
+def test_a_follower_without_vision_warm_starts_its_instruction_encoder_only(setup, capsys):
+    from valan.agents.alignment import AlignmentModel, load_alignment_into
+    from valan.agents.r2r_follower import R2RFollower
+
+    config, problem, table, agent = setup
+    if agent.visual_mode == "features":
+        pytest.skip("covered by tests/problems/alignment")
+    torch.manual_seed(0)
+    source = AlignmentModel(100, 64, embed_dim=16, hidden_dim=32)
+    blind = R2RFollower(100, None, embed_dim=16, hidden_dim=32, visual="none")
+    report = load_alignment_into(blind, {"model": source.state_dict(), "problem": "alignment"}, verbose=False)
+    assert report.loaded and all(name.startswith("instruction_encoder.") for name in report.loaded)
+    assert torch.equal(blind.instruction_encoder.embedding.weight, source.instruction_encoder.embedding.weight)

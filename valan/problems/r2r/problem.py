@@ -79,10 +79,15 @@ class R2RProblem(Problem):
 
     def feature_table(self, config: R2RConfig) -> np.ndarray:
         """``(N, 36, D)`` features of every viewpoint of every scan in ``data.connectivity``, in the global index
-        order the environments use (the default ``scans`` of ``R2REnv``)."""
+        order the environments use (the default ``scans`` of ``R2REnv``); an empty ``(0, 36, D)`` table when the
+        agent has no visual pathway (``agent.visual`` none), which never reads it."""
         from valan.envs.r2r.graph import Connectivity, ViewpointIndex
         from valan.features.stores import open_feature_store
 
+        if config.resolve_visual() == "none":
+            from valan.envs.r2r.env import R2R_VIEWS
+
+            return np.zeros((0, R2R_VIEWS, config.data.synthetic_dim), np.float32)
         store = open_feature_store(_feature_spec(config), dim=config.data.synthetic_dim)
         connectivity = Connectivity(config.data.resolve(config.data.connectivity))
         return store.table(ViewpointIndex(connectivity, connectivity.scans()).keys())

@@ -94,7 +94,10 @@ class TouchdownProblem(Problem):
         return vocabulary(config)
 
     def feature_table(self, config: TouchdownConfig) -> np.ndarray:
-        """``(N, V, D)`` unrolled features of every panorama of ``data.graph`` in index order."""
+        """``(N, V, D)`` unrolled features of every panorama of ``data.graph`` in index order; an empty
+        ``(0, V, D)`` table of synthetic shape when the agent has no visual pathway (``agent.visual`` none)."""
+        if config.resolve_visual() == "none":
+            return np.zeros((0, config.data.feature_views, config.data.synthetic_dim), np.float32)
         g = graph(config)
         return feature_store(config).table([(g.name, p) for p in g.panoids])
 
