@@ -16,7 +16,7 @@ from helpers.teacher_forcing import teacher_forced_unroll
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SMALL = ["agent.hidden_dim=64", "agent.embed_dim=32", "agent.geometry_dim=16", "learning.lr=5e-3",
+SMALL = ["agent.hidden_dim=64", "agent.embed_dim=32", "agent.geometry_dim=16", "learning.lr=3e-3",
          "env.max_steps=12"]
 
 
@@ -42,8 +42,9 @@ def train(problem, config, steps: int, batch: int = 16):
 def test_imitation_learns_positive_goal_progress_on_the_format_sample():
     problem = get_problem("ndh")
     config = apply_overrides(load_train_config(config_path("ndh.yaml")), SMALL)
-    agent, before, stats = train(problem, config, steps=100)
+    agent, before, stats = train(problem, config, steps=150, batch=32)
     after = goal_progress(problem, config, agent, "val")
-    assert abs(before["goal_progress"]) < 0.5, before  # the untrained agent barely moves towards the region
-    assert after["goal_progress"] > 1.0 and after["success_rate"] > 0.1, (before, after)
+    assert abs(before["goal_progress"]) < 1.0, before  # the untrained agent gets nowhere near the region
+    assert after["goal_progress"] > max(1.5, before["goal_progress"] + 1.0), (before, after)
+    assert after["success_rate"] > 0.15, after
     assert np.mean([s["loss"] for s in stats[-10:]]) < 0.7 * np.mean([s["loss"] for s in stats[:5]])
