@@ -64,8 +64,9 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         help_text = action.help or ""
         default = action.default
-        if ("%(default)" in help_text or "default:" in help_text or default in (None, False, "", [], ())
-                or default is argparse.SUPPRESS or action.nargs == 0 or not action.option_strings):
+        empty = default is None or default is False or (isinstance(default, (str, list, tuple)) and not default)
+        if ("%(default)" in help_text or "default:" in help_text or empty or default is argparse.SUPPRESS
+                or action.nargs == 0 or not action.option_strings):
             return action.help
         return help_text + " (default: %(default)s)"
 

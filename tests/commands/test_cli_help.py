@@ -23,6 +23,7 @@ def test_no_command_help_prints_an_empty_default(capsys):
     assert bad == []
     # a default worth showing is shown, and one the help already words is not repeated
     assert "episodes stepped together (default: 16)" in texts[("predict",)]
+    assert "seed of the random baseline (default: 0)" in texts[("evaluate", "r2r")]  # 0 says something
     assert "(default: the embedded configs/r2r_sample.yaml; with --resume: the run's saved config.yaml)" \
         in texts[("train",)] and "config.yaml) (default" not in texts[("train",)]
 
