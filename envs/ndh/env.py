@@ -32,8 +32,9 @@ from valan.envs.ndh.dataset import NDHEpisode, encode_dialog, load_ndh, with_sep
 from valan.envs.r2r.dataset import R2REpisode
 from valan.envs.r2r.env import DEFAULT_MAX_CANDIDATES, PathLike, R2RWorld, _open_connectivity, _Slots
 from valan.envs.r2r.graph import Connectivity
+from valan.envs.spaces import feature_store
 from valan.errors import InputError
-from valan.features.stores import FeatureStore, SyntheticFeatures
+from valan.features.stores import R2R_VIEWS, FeatureStore, SyntheticFeatures
 from valan.text import Vocabulary
 
 DEFAULT_DATA = "ndh/NDH_sample_train.json"
@@ -110,7 +111,7 @@ def _ndh_slots(num_slots: int, data, connectivity, vocab, features: FeatureStore
     world = NDHWorld.from_sources(data, connectivity, vocab, split_episodes, path_type=path_type,
                                   max_instruction_length=max_instruction_length, max_candidates=max_candidates,
                                   scans=scans)
-    features = features if features is not None else SyntheticFeatures()
+    features = feature_store(features, SyntheticFeatures(), R2R_VIEWS)  # a store, or its path
     return _Slots(world, num_slots, reward, max_steps, features if include_features else None), features
 
 
