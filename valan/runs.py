@@ -15,6 +15,10 @@ claims its ``--out`` folder with :class:`RunFolder` before it writes anything th
 
 What the claim did (stale lock reclaimed, old run moved aside, temporary files removed) is in ``notes``: one line
 each, for the command to print.
+
+Also here, for the run's life: :func:`stop_on_signals` (SIGINT/SIGTERM become :class:`Stopped`, so trainers save a
+checkpoint before exiting with ``128 + signum``) and :func:`stderr_to_file` (native libraries' log lines, such as
+Ray's, go to the run's log file instead of the console).
 """
 
 from __future__ import annotations

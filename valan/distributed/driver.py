@@ -71,7 +71,9 @@ class TrainResult:
     eval_actor_failures: int = 0
     evaluations_skipped: int = 0  # (split, step) evaluations given up after EVAL_MAX_TRIES failures
     learner_failures: int = 0
-    env_steps_lost: int = 0  # trained since the checkpoint a restarted learner resumed from, summed
+    # trained since the checkpoint a restarted learner resumed from, summed; as the driver last saw the learner's
+    # counter (polled every POLL_S), so a lower bound by at most one poll's training
+    env_steps_lost: int = 0
     best_checkpoint: str | None = None  # checkpoints/BEST.pt when a selection metric exists
 
 
@@ -376,8 +378,8 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
                 aggregator.writer.add_scalar("faults/learner_env_steps_lost", lost, info["env_steps"])
                 aggregator.writer.flush()
                 say(f"the learner failed ({_first_line(e)}); restarted it from {newest or 'scratch'} "
-                    f"(env step {info['env_steps']}): {lost} env steps lost "
-                    f"(restart {learner_failures} of at most {LEARNER_MAX_RESTARTS})")
+                    f"(env step {info['env_steps']}): {lost} env steps lost (at least: trained since that "
+                    f"checkpoint as last seen) (restart {learner_failures} of at most {LEARNER_MAX_RESTARTS})")
                 env_steps_seen = info["env_steps"]
                 bar.n = info["env_steps"]
                 bar.refresh()
@@ -454,12 +456,73 @@ def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
         raise InputError(f"--ray-address {address}: no Ray cluster answers there ({e.strerror or e})") from None
 
 
+# Run by ray_session's guard process: every second it records the processes descending from the driver (pid argv[1]),
+# with their start times; when its stdin closes without "done" (the driver was killed) it SIGKILLs those still
+# alive. Ray's own helpers (dashboard and runtime-env agents) outlive a SIGKILL-ed driver otherwise.
+_ORPHAN_GUARD = r"""
+import os, signal, sys, threading
+driver, seen, ended = int(sys.argv[1]), {}, threading.Event()
+def scan():
+    children = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append((int(entry), fields[19]))
+    return children
+def started(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+def watch():
+    while not ended.wait(1.0):
+        children, todo = scan(), [driver]
+        while todo:
+            for pid, start in children.get(todo.pop(), []):
+                if pid != os.getpid():
+                    seen[pid] = start
+                    todo.append(pid)
+threading.Thread(target=watch, daemon=True).start()
+clean = sys.stdin.read() == "done"
+ended.set()
+if not clean:
+    for pid, start in seen.items():
+        if started(pid) == start:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+"""
+
+
+@contextlib.contextmanager
+def _orphan_guard():
+    """While the block runs, a guard process kills this process's descendants (the local Ray instance) should this
+    process die without leaving the block (SIGKILL, say); Linux only (it reads /proc), else a no-op."""
+    import subprocess
+
+    if not os.path.isdir("/proc/self"):
+        yield
+        return
+    guard = subprocess.Popen([sys.executable, "-c", _ORPHAN_GUARD, str(os.getpid())], stdin=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    try:
+        yield
+    finally:
+        guard.communicate("done")
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None = None, verbose: bool = False):
     """Ray for one run, shut down afterwards however the run ends (no Ray process left behind in local mode).
 
     ``address=None`` starts a local instance sized to this machine, always a new one (``address="local"``), even
-    where a cluster runs or a stale cluster-address file is left; ``"auto"`` or ``host:port`` joins a cluster
+    where a cluster runs or a stale cluster-address file is left, and makes sure it dies with this process even
+    when that is SIGKILL-ed (:func:`_orphan_guard`); ``"auto"`` or ``host:port`` joins a cluster
     (``InputError`` naming the address when none answers). ``verbose``: workers' output reaches the console.
     """
     import logging
@@ -467,18 +530,20 @@ def ray_session(address: str | None = None, verbose: bool = False):
     import ray
 
     check_ray_address(address)
-    try:
-        if address:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=verbose)
-        else:
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=verbose)
-    except ConnectionError as e:
-        raise InputError(f"--ray-address {address}: cannot connect to a Ray cluster ({_first_line(e)})") from None
-    try:
-        yield
-    finally:
-        ray.shutdown()
+    with contextlib.ExitStack() as stack:
+        try:
+            if address:
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=verbose)
+            else:
+                stack.enter_context(_orphan_guard())  # a local instance dies with this process, however it dies
+                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                         logging_level=logging.WARNING, log_to_driver=verbose)
+        except ConnectionError as e:
+            raise InputError(f"--ray-address {address}: cannot connect to a Ray cluster ({_first_line(e)})") from None
+        try:
+            yield
+        finally:
+            ray.shutdown()
 
 
 def check_start(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bool = False,
