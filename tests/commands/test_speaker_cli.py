@@ -9,6 +9,7 @@ import json
 import pytest
 
 from valan.cli import main
+from valan.commands.filter import kept_indices
 from valan.io import read_jsonl
 from valan.problems import get_problem, load_train_config
 
@@ -71,6 +72,10 @@ def test_the_chain_produces_a_filtered_file_valan_train_accepts(speaker, paths, 
                  "--output", str(filtered)]) == 0
     kept = json.loads(filtered.read_text())
     assert sum(len(r["instructions"]) for r in kept) == 8 and all(r["source"] == "speaker" for r in kept)
+    control = tmp_path / "aug_random20.json"  # the same number of pairs, drawn at random
+    assert main(["filter", "--checkpoint", checkpoint, "--data", str(augmented), "--keep-random", "0.2",
+                 "--seed", "1", "--output", str(control)]) == 0
+    assert sum(len(r["instructions"]) for r in json.loads(control.read_text())) == 8
 
     config = load_train_config(None, [f"data.train=[{sample_train}, {{file: {filtered}, weight: 0.5}}]"])
     problem = get_problem("r2r")
@@ -106,3 +111,11 @@ def test_bad_input_is_one_line_and_writes_nothing(speaker, paths, tmp_path, caps
     assert main(["score", "--checkpoint", str(speaker), "--pairs", str(paths), "--output", str(out),
                  "--histogram", str(tmp_path / "h.png")]) == 2
     assert "--histogram needs --data" in capsys.readouterr().err and not out.exists()
+
+
+def test_random_control_keeps_a_seeded_share_whatever_the_scores():
+    scores = list(range(100))
+    first = kept_indices(scores, keep_random=0.2, seed=1)
+    assert len(first) == 20 and first == sorted(set(first)) and first == kept_indices(scores[::-1], keep_random=0.2,
+                                                                                        seed=1)
+    assert first != kept_indices(scores, keep_random=0.2, seed=2)
