@@ -26,7 +26,9 @@ def test_embedded_default_and_full_r2r_configs_load():
     assert default.data.resolve(default.data.train[0]).is_file()  # bundled sample
     full = load_train_config(config_path("r2r.yaml"))  # the unseen protocol: `valan data split r2r` files
     assert full.data.root == "." and full.data.train == ["runs/splits/r2r/train.json"]
-    assert full.data.resolve(full.data.connectivity).as_posix() == "../shared/data/r2r/connectivity"
+    # a relative root is the working directory's: resolved paths are absolute, so resolving twice is harmless
+    assert full.data.resolve(full.data.connectivity) == Path.cwd() / "../shared/data/r2r/connectivity"
+    assert full.data.resolve(str(full.data.resolve(full.data.connectivity))) == full.data.resolve(full.data.connectivity)
     assert set(full.data.eval) == {"val_seen", "dev_unseen"}
 
 

@@ -54,7 +54,8 @@ class DataConfig:
     synthetic_dim: int = 64  # feature size of synthetic features (they carry no visual information)
 
     def resolve(self, name: str) -> Path:
-        """Path of a data file: absolute names as given, others under ``root`` (or the bundled sample)."""
+        """Path of a data file: absolute names as given, others under ``root`` (or the bundled sample); always
+        absolute (a relative ``root`` is taken from the working directory), so resolving twice changes nothing."""
         path = Path(os.path.expanduser(name))
         if path.is_absolute():
             return path
@@ -62,7 +63,7 @@ class DataConfig:
             from valan.data import sample_path
 
             return sample_path(name)
-        return Path(os.path.expanduser(self.root)) / path
+        return Path(os.path.expanduser(self.root)).absolute() / path
 
     def split_files(self, split: str) -> list[str]:
         """Resolved data files of ``split``: ``"train"`` -> ``train``; any other name -> ``eval[split]``."""
