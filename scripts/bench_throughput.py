@@ -81,7 +81,6 @@ class LocalInferenceActor:
     """An actor with its own model copy (and feature table): acts locally, pulls weights every unroll."""
 
     def __init__(self, actor_id: int, problem: Problem, config: TrainConfig, learner: Any):
-        torch.set_num_threads(1)
         self.learner, self.config = learner, config
         self.num_envs = config.distributed.envs_per_actor
         self.agent = problem.make_agent(config, problem.feature_table(config))
