@@ -229,12 +229,6 @@ def _parse_override_value(text: str, tp: Any) -> Any:
     return value
 
 
-def apply_overrides(config: T, overrides: Sequence[str]) -> T:
-    """Return a copy of ``config`` with ``key.sub=value`` overrides applied (types from the fields).
-
-    ``value`` is read as YAML (``1e-3``, ``true``, ``[a, b]``, ``null``); string fields take it verbatim.
-    Keys inside ``dict`` fields may be new (``data.eval.val_unseen=R2R_val_unseen.json``).
-    """
 def _absolute_paths(value: Any, sentinels: Sequence[str]) -> Any:
     """``value`` (a path, or a list or dict of them, or a section with ``PATH_FIELDS`` of its own) with relative
     paths made absolute against the working directory; ``sentinels`` (e.g. ``""``, ``"synthetic"``) and ``None``
@@ -251,47 +245,53 @@ def _absolute_paths(value: Any, sentinels: Sequence[str]) -> Any:
     return str(Path.cwd() / os.path.expanduser(value))  # an absolute right-hand side replaces the cwd
 
 
-    data = to_dict(config)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
+def apply_overrides(config: T, overrides: Sequence[str]) -> T:
+    """Return a copy of ``config`` with ``key.sub=value`` overrides applied (types from the fields).
+
+    ``value`` is read as YAML (``1e-3``, ``true``, ``[a, b]``, ``null``); string fields take it verbatim.
+    Keys inside ``dict`` fields may be new (``data.eval.val_unseen=R2R_val_unseen.json``).
 
     Fields that a section lists in its ``PATH_FIELDS`` class attribute name files: relative paths given
     here are made absolute against the working directory (the command line's convention), while the same
     fields in a config file keep their relative names for the section to resolve (e.g. against ``data.root``);
     the section's ``PATH_SENTINELS`` (e.g. ``"synthetic"``) are not paths.
+    """
+    data = to_dict(config)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
             raise InputError(f"override {item!r} must look like section.key=value")
         renamed = renamed_key_error(type(config), key)
         if renamed is not None:
             raise InputError(str(renamed), source="--set")
         parts = key.split(".")
         node, tp = data, type(config)
+        owner: Any = None  # the section holding the field the override is in, and that field
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1
             where = ".".join(parts[:depth])
             if dataclasses.is_dataclass(tp):
                 hints = typing.get_type_hints(tp)
                 if part not in hints:
-        owner: Any = None  # the section holding the field the override is in, and that field
                     raise _unknown_key(part, list(hints), f"{where}." if where else "")
+                owner = (tp, part)
                 tp = hints[part]
             elif typing.get_origin(tp) is dict:
                 tp = typing.get_args(tp)[1]
             else:
                 raise InputError(f"config key {where!r} is a value, not a section; cannot set {key!r}")
             if last:
-                owner = (tp, part)
                 node[part] = _coerce(_parse_override_value(text, tp), tp, key)
+                section, field_name = owner
+                if field_name in getattr(section, "PATH_FIELDS", ()):
+                    node[part] = _absolute_paths(node[part], getattr(section, "PATH_SENTINELS", ("",)))
             else:
                 if not isinstance(node.get(part), dict):
                     node[part] = {}
                 node = node[part]
     return from_dict(type(config), data, source="--set")
 
-                section, field_name = owner
-                if field_name in getattr(section, "PATH_FIELDS", ()):
-                    node[part] = _absolute_paths(node[part], getattr(section, "PATH_SENTINELS", ("",)))
 
 # ---------------------------------------------------------------------------------------------- files
 
