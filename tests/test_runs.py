@@ -23,7 +23,8 @@ def test_a_second_claim_fails_at_once_naming_the_owner_and_a_released_folder_is_
         with pytest.raises(InputError, match=rf"in use by another run \(pid {os.getpid()} on host"):
             RunFolder(tmp_path / "run").__enter__()
         assert first.notes == []
-    assert not (tmp_path / "run" / LOCK_NAME).exists()  # a clean exit removes the lock file
+    assert not (tmp_path / "run").exists()  # a clean exit removes the lock file, and the folder left empty
+    (tmp_path / "run").mkdir()
     with RunFolder(tmp_path / "run"):
         pass
 

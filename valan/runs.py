@@ -132,7 +132,7 @@ class RunFolder:
         self.lock = RunLock(self.folder / LOCK_NAME)
 
     def __enter__(self) -> RunFolder:
-        existed = self.folder.is_dir()
+        existed = self._existed = self.folder.is_dir()
         self._made = not existed
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,11 @@ class RunFolder:
         return target
 
     def __exit__(self, *exc) -> None:
+        """Release the lock; a folder this claim created and the run left empty (it failed at once) goes too."""
         self.lock.release()
+        if not self._existed:
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()  # only when empty
         if self._made:  # a run that failed before writing anything (bad input) leaves no folder behind
             with contextlib.suppress(OSError):
                 self.folder.rmdir()

@@ -39,7 +39,9 @@ def test_each_task_writes_the_loop_run_folder_and_resumes_its_step_count(command
     assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3, 4]
     assert sorted({r["step"] for r in records if r["split"] != "train"}) == [2, 4]
     assert all({"step", "split", "elapsed_s", "cpu_s"} <= set(r) for r in records)
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["ckpt-000000002.pt", "ckpt-000000004.pt"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["LATEST.pt", "ckpt-000000002.pt",
+                                                                        "ckpt-000000004.pt"]
     state = load_checkpoint(out / "checkpoints" / "ckpt-000000004.pt")
     assert LOOP_CHECKPOINT_KEYS <= set(state) and state["step"] == 4
+    assert load_checkpoint(out / "checkpoints" / "LATEST.pt")["step"] == 4
     assert state["vocab"] == (out / "vocab.txt").read_text(encoding="utf-8").splitlines()
