@@ -161,3 +161,15 @@ def test_a_follower_without_vision_warm_starts_its_instruction_encoder_only(setu
     report = load_alignment_into(blind, {"model": source.state_dict(), "problem": "alignment"}, verbose=False)
     assert report.loaded and all(name.startswith("instruction_encoder.") for name in report.loaded)
     assert torch.equal(blind.instruction_encoder.embedding.weight, source.instruction_encoder.embedding.weight)
+
+
+def test_checkpoints_saved_before_agent_visual_load_with_their_visual_pathway(setup):
+    from valan.config import to_dict
+    from valan.problems import config_from_dict
+
+    config, problem, table, agent = setup
+    saved = to_dict(config)
+    assert config_from_dict(saved).agent.visual == agent.visual_mode  # the resolved value is what was saved
+    del saved["agent"]["visual"]  # what valan wrote before agent.visual existed
+    old = config_from_dict(saved)
+    assert old.agent.visual == "features" and old.resolve_visual() == "features"

@@ -190,9 +190,10 @@ def config_class_for(data: Mapping, source: str | None = None) -> type[TrainConf
 
 def config_from_dict(data: Mapping, source: str | None = None) -> TrainConfig:
     """A training config from a plain dict (e.g. a checkpoint's ``config``), typed by its problem's class; keys
-    the class lists as renamed are moved to their new places first (:func:`valan.config.upgrade_saved`)."""
+    the class lists as renamed are moved to their new places first (:func:`valan.config.upgrade_saved`), and a
+    config saved before ``agent.visual`` existed gets ``features``, the pathway its weights have."""
     cls = config_class_for(data, source)
-    return from_dict(cls, upgrade_saved(cls, data), source=source)
+    return from_dict(cls, TrainConfig.saved_without_visual(upgrade_saved(cls, data)), source=source)
 
 
 def load_train_config(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()) -> TrainConfig:

@@ -119,6 +119,15 @@ class TrainConfig:
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
+    @staticmethod
+    def saved_without_visual(data: dict) -> dict:
+        """A saved config (checkpoint, run folder) from before ``agent.visual`` existed, when every follower had
+        its visual pathway, with ``agent.visual: features`` filled in; other configs unchanged."""
+        agent = data.get("agent")
+        if isinstance(agent, dict) and "visual" not in agent:
+            return {**data, "agent": {**agent, "visual": "features"}}
+        return data
+
     def resolve_visual(self) -> str:
         """``agent.visual`` with ``auto`` resolved against ``data.features`` (and written back; see
         :class:`AgentConfig`): ``"features"`` or ``"none"``."""
