@@ -264,14 +264,28 @@ def measure_compute_bound(problem: Problem, config: TrainConfig, acting_batch: i
     optimizer = make_optimizer(agent, config.learning)
     batch = unroll_batch(agent, problem, config, problem.make_env(config, "train", B, 0, evaluation=False)
                           ).to_tensors(device)
+    # Acting as the server does it in steady state: T one-step forward passes replayed from a stretch of episodes
+    # already under way (episode starts where they fell), each with the recurrent state the policy had there.
     acting_env = problem.make_env(config, "train", acting_batch, 1, evaluation=False)
-    acting_obs = {k: torch.from_numpy(v)[None].to(device) for k, v in acting_env.reset()[0].items()}
+    obs, _ = acting_env.reset()
+    first = np.ones(acting_batch, bool)
     state = tuple(s.to(device) for s in agent.initial_state(acting_batch))
-    acting_first = torch.ones(1, acting_batch, dtype=torch.bool, device=device)
+    replay = []
+    with torch.inference_mode():
+        for t in range(2 * T):
+            step_obs = {k: torch.from_numpy(v)[None].to(device) for k, v in obs.items()}
+            step_first = torch.from_numpy(first)[None].to(device)
+            output, next_state = agent(step_obs, state, step_first)
+            if t >= T:
+                replay.append((step_obs, state, step_first))
+            state = next_state
+            obs, _, done, _ = acting_env.step(output.logits[0].argmax(-1).cpu().numpy())
+            first = done
 
     def act() -> None:
         with torch.inference_mode():
-            agent(acting_obs, state, acting_first)
+            for step_obs, step_state, step_first in replay:
+                agent(step_obs, step_state, step_first)
 
     def learn() -> None:
         train_step(agent, optimizer, batch, config, 0, loss_fn=problem.loss)
@@ -282,7 +296,7 @@ def measure_compute_bound(problem: Problem, config: TrainConfig, acting_batch: i
     for _ in range(repeats):
         act()
     _synchronize(device)
-    acting_s = (time.perf_counter() - t0) / repeats / acting_batch
+    acting_s = (time.perf_counter() - t0) / repeats / (T * acting_batch)
     t0 = time.perf_counter()
     for _ in range(repeats):
         learn()
