@@ -39,9 +39,6 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("train-speaker",): "train_speaker",
     ("speak",): "speak",
     ("augment", "paths"): "augment_paths",
-    ("train-speaker",): "train_speaker",
-    ("speak",): "speak",
-    ("augment", "paths"): "augment_paths",
     ("predict",): "predict",
     ("report",): "report",
 }
@@ -52,7 +49,6 @@ GROUP_HELP = {
     ("data", "check"): "check a dataset against its navigation graph",
     ("data", "split"): "carve an unseen-environment validation split out of training data",
     ("features",): "build and convert visual feature stores",
-    ("augment",): "make augmented training data (sampled paths; valan speak writes their instructions)",
     ("augment",): "make augmented training data (sampled paths; valan speak writes their instructions)",
 }
 

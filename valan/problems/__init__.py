@@ -55,6 +55,7 @@ class Problem:
     select_metric: ClassVar[str] = ""  # the metric (higher is better) that picks checkpoints/BEST.pt; "": none
     prediction_key: ClassVar[str] = ""  # names an episode in the task's leaderboard predictions (R2R: instr_id)
     graph_field: ClassVar[str] = ""  # the ``data`` field naming the navigation graph (R2R: connectivity)
+    command_word: ClassVar[str] = ""  # names the task in ``valan evaluate|predict WORD`` ("" = ``name``)
 
     def check_inputs(self, config: TrainConfig) -> None:
         """Load and validate every input ``config`` trains on, before anything starts or is written: the training

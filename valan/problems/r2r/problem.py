@@ -82,11 +82,9 @@ class R2RProblem(Problem):
         order the environments use (the default ``scans`` of ``R2REnv``); an empty ``(0, 36, D)`` table when the
         agent has no visual pathway (``agent.visual`` none), which never reads it."""
         from valan.envs.r2r.graph import Connectivity, ViewpointIndex
-        from valan.features.stores import open_feature_store
+        from valan.features.stores import R2R_VIEWS, open_feature_store
 
         if config.resolve_visual() == "none":
-            from valan.envs.r2r.env import R2R_VIEWS
-
             return np.zeros((0, R2R_VIEWS, config.data.synthetic_dim), np.float32)
         store = open_feature_store(_feature_spec(config), dim=config.data.synthetic_dim)
         connectivity = Connectivity(config.data.resolve(config.data.connectivity))

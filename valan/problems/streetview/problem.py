@@ -143,7 +143,6 @@ class TouchdownProblem(Problem):
         """The env's record names the route ``id``; the prediction names it by the task's key."""
         return {self.prediction_key: episode["id"], "trajectory": episode["trajectory"]}
 
-
     def episode_scores(self, config: TouchdownConfig, split: str, predictions: list[dict]) -> list[dict[str, Any]]:
         """Task completion (success), SPD (hops) and SED per route."""
         from valan.envs.streetview.dataset import load_routes
@@ -171,6 +170,7 @@ class TouchdownProblem(Problem):
         _, scored = evaluate_streetview(routes, [{"id": i, "trajectory": t} for i, t in chosen.items()], g)
         return [write_route_plot(directory, g, result, route.route, chosen[route.id], route.navigation_text)
                 for route, result in zip(routes, scored)]
+
 
 class Map2seqProblem(TouchdownProblem):
     name: ClassVar[str] = "map2seq"
