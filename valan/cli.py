@@ -127,9 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"valan: error: {os_error(e, e.filename or '(no file name)')}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("valan: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGINT/SIGTERM as valan.runs.Stopped
+        signum = getattr(stop, "signum", signal.SIGINT)
+        checkpoint = getattr(stop, "checkpoint", None)
+        saved = f": saved {checkpoint}; continue with --resume" if checkpoint else ""
+        print(f"valan: stopped by {signal.Signals(signum).name}{saved}", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@ the same records and checkpoint keys, and ``--resume`` continuing the step count
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 from valan.checkpoint import load_checkpoint
@@ -45,3 +50,35 @@ def test_each_task_writes_the_loop_run_folder_and_resumes_its_step_count(command
     assert LOOP_CHECKPOINT_KEYS <= set(state) and state["step"] == 4
     assert load_checkpoint(out / "checkpoints" / "LATEST.pt")["step"] == 4
     assert state["vocab"] == (out / "vocab.txt").read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_the_step_reached_and_resume_continues_from_it(signum, tmp_path):
+    """SIGTERM / SIGINT in the middle of training: exit 128 + signum, one line naming the saved checkpoint (of a
+    step between evaluations, so it was written because of the signal), and ``--resume`` goes on from it."""
+    out = tmp_path / "run"
+    endless = ["valan.cli", "train-discriminator", "--out", str(out),
+               *sets([*PAIR_TINY, "run.eval_every_steps=100000", "run.total_steps=100000"])]
+    process = subprocess.Popen([sys.executable, "-m", *endless], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3):  # a few training steps logged
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum
+    lines = [line for line in stderr.splitlines() if line.startswith("valan:")]
+    assert len(lines) == 1 and f"stopped by {signal.Signals(signum).name}" in lines[0], stderr
+    assert "Traceback" not in stderr
+    saved = load_checkpoint(out / "checkpoints" / "LATEST.pt")
+    assert saved["step"] >= 3 and str(out / "checkpoints" / f"ckpt-{saved['step']:09d}.pt") in lines[0]
+
+    finish = saved["step"] + 2
+    resumed = subprocess.run([sys.executable, "-m", *endless[:-2], "--resume",
+                              *sets([*PAIR_TINY, f"run.eval_every_steps={finish}", f"run.total_steps={finish}"])],
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_checkpoint(out / "checkpoints" / "LATEST.pt")["step"] == finish

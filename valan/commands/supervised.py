@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 
-DEFAULT_RUN_TIME = "3-10 min on 2 CPU cores for these trainers, as measured in issue 12"
+DEFAULT_RUN_TIME = "3-10 min on 2 CPU cores"
 """How long the embedded configs' runs take on the bundled sample (stated in the trainers' --help)."""
 
 
@@ -46,10 +46,11 @@ def load_run_config(args: argparse.Namespace, config_file: str, schema: type,
 @contextlib.contextmanager
 def claimed(args: argparse.Namespace, out: Path) -> Iterator[None]:
     """Hold the run folder ``out`` for the run (:class:`valan.runs.RunFolder`: a lock; a folder holding another
-    run only with ``--resume`` or ``--overwrite``), printing what the claim did (old run moved aside, ...)."""
-    from valan.runs import RunFolder
+    run only with ``--resume`` or ``--overwrite``), printing what the claim did (old run moved aside, ...).
+    SIGINT and SIGTERM stop the run as Ctrl-C does (the loop saves a checkpoint of the step reached first)."""
+    from valan.runs import RunFolder, stop_on_signals
 
-    with RunFolder(out, resume=args.resume, overwrite=args.overwrite) as folder:
+    with RunFolder(out, resume=args.resume, overwrite=args.overwrite) as folder, stop_on_signals():
         for note in folder.notes:
             print(note, file=sys.stderr)
         yield

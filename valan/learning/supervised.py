@@ -192,6 +192,11 @@ def train_supervised(name: str, config: SupervisedConfig, make_task: Callable[[]
                                   "cpu_s": round(time.process_time() - started_cpu, 1), **scalars}) + "\n")
             log.flush()
 
+        def training_state() -> dict[str, Any]:
+            return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "config": to_dict(config), "problem": config.problem, "vocab": task.vocab.tokens,
+                    **task.checkpoint_extras}
+
         def evaluate_and_save() -> None:
             metrics.clear()
             metrics.update(task.evaluate())
@@ -199,9 +204,7 @@ def train_supervised(name: str, config: SupervisedConfig, make_task: Callable[[]
                 record(split, scalars)
             nonlocal best
             flat = {f"{split}/{key}": value for split, scalars in metrics.items() for key, value in scalars.items()}
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                     "config": to_dict(config), "problem": config.problem, "vocab": task.vocab.tokens,
-                     "eval_metrics": flat, **task.checkpoint_extras}
+            state = {**training_state(), "eval_metrics": flat}
             value = _selected(run.select_metric, flat)
             if value is not None:
                 split, _, name = run.select_metric.partition("/")
@@ -216,25 +219,35 @@ def train_supervised(name: str, config: SupervisedConfig, make_task: Callable[[]
             return ((run.total_minutes > 0 and time.monotonic() - started >= 60 * run.total_minutes)
                     or (run.total_cpu_minutes > 0 and time.process_time() - started_cpu >= 60 * run.total_cpu_minutes))
 
+        def save_on_stop() -> Path | None:
+            """A checkpoint of the step reached (no evaluation), unless one of that step exists already."""
+            if step == 0 or checkpoints.path(step).is_file():
+                return checkpoints.latest()
+            return checkpoints.save(step, training_state())
+
         model.train()
         losses: list[float] = []
-        while step < run.total_steps:
-            loss = task.batch_loss()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if learning.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), learning.grad_clip)
-            optimizer.step()
-            step += 1
-            bar.update(1)
-            losses.append(loss.item())
-            stop = out_of_time()
-            if step % run.log_every_steps == 0:
-                record("train", {"loss": sum(losses) / len(losses), **task.train_scalars()})
-                losses.clear()
-            if step % run.eval_every_steps == 0 or step == run.total_steps or stop:
-                evaluate_and_save()
-            if stop:
-                break
+        try:
+            while step < run.total_steps:
+                loss = task.batch_loss()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if learning.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), learning.grad_clip)
+                optimizer.step()
+                step += 1
+                bar.update(1)
+                losses.append(loss.item())
+                stop = out_of_time()
+                if step % run.log_every_steps == 0:
+                    record("train", {"loss": sum(losses) / len(losses), **task.train_scalars()})
+                    losses.clear()
+                if step % run.eval_every_steps == 0 or step == run.total_steps or stop:
+                    evaluate_and_save()
+                if stop:
+                    break
+        except KeyboardInterrupt as stop:  # Ctrl-C, or valan.runs.Stopped (SIGINT/SIGTERM): keep the work done
+            stop.checkpoint = save_on_stop()
+            raise
     writer.close()
     return SupervisedResult(step, metrics, checkpoints.latest())
