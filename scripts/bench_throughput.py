@@ -1,12 +1,14 @@
 """Training throughput in one run on the same model and data (default: the bundled R2R sample config):
 
 1. central inference (SEED RL, what ``valan train`` does): N actors step environments, the learner (a Ray
-   threaded actor) batches their inference requests and trains on the unrolls it assembles;
+   threaded actor) batches their inference requests and assembles unrolls; its trainer
+   (``distributed.trainer``, default ``auto``: on CPU a child process sharing the model's parameters) trains on
+   them;
 2. per-actor local inference (the original VALAN / IMPALA design): every actor holds a model copy (and the
    feature table), pulls the learner's weights every unroll and ships whole unrolls to the learner;
-3. central inference with the trainer in its own process ("split"): as (1), but the learner actor hands each
-   batch to a trainer process that shares the model's parameters (shared memory, updated in place), so
-   inference and training run on two cores instead of contending for one interpreter lock;
+3. central inference with the trainer on a thread of the learner's process ("thread",
+   ``distributed.trainer=thread``: valan's design before the trainer process, and what ``auto`` picks on a GPU),
+   where training and inference share one interpreter lock;
 4. the naive loop: one process, valan's own env, agent, loss and ``train_step``, no Ray: act ``B`` envs for
    ``T`` steps, train on that batch, repeat (one torch thread);
 5. the learner's compute bound: in-process, no Ray, no environments: the acting forward pass (at the batch size
@@ -23,7 +25,7 @@ The last line printed is one JSON object.
 visual pathway on), 8-32 actors (layouts 8x8 16x4 32x2 unless given); actors stay on CPU.
 
     .venv/bin/python scripts/bench_throughput.py [--config configs/r2r.yaml] [--set KEY=VALUE ...] [--layouts 2x8 8x2]
-        [--variants central local split naive] [--device cpu|cuda] [--warmup S] [--window S]
+        [--variants central thread local naive] [--device cpu|cuda] [--warmup S] [--window S]
 
 About two minutes with the defaults (one layout, four variants).
 """
@@ -55,14 +57,14 @@ from valan.problems import Problem, get_problem
 from valan.learning.step import make_optimizer, train_step
 from valan.learning.unroll import Unroll
 
-VARIANTS = ("central", "local", "split", "naive")
+VARIANTS = ("central", "thread", "local", "naive")
 
 
 class LocalInferenceLearner(Learner):
     """The learner of the IMPALA-style variant: serves weights, receives whole unrolls (backpressure when full)."""
 
     def weights(self) -> tuple[int, dict[str, torch.Tensor]]:
-        with self._lock:
+        with self._lock, self.trainer.weights_lock:
             return self.step, {k: v.cpu() for k, v in weights_snapshot(self.agent, self.eval_agent).items()}
 
     def put_unrolls(self, blocks: list[Unroll]) -> bool:
@@ -112,89 +114,6 @@ class LocalInferenceActor:
                 return steps * k
 
 
-def _trainer_process(agent: torch.nn.Module, problem: Problem, config: TrainConfig, batches: Any, trained: Any,
-                     update_lock: Any) -> None:
-    """The split variant's trainer: ``train_step`` on ``agent``, whose parameters live in shared memory (the
-    learner's inference server reads them), over the batches the learner sends; counts learner steps in
-    ``trained``. Adam's in-place update holds ``update_lock``, so inference never reads half of one."""
-    torch.set_num_threads(1)
-    optimizer = make_optimizer(agent, config.learning)
-    update = optimizer.step
-
-    def locked_update(*args, **kwargs):
-        with update_lock:
-            return update(*args, **kwargs)
-
-    optimizer.step = locked_update
-    agent.train()
-    while (batch := batches.get()) is not None:
-        train_step(agent, optimizer, batch.to_tensors(), config, trained.value, loss_fn=problem.loss)
-        with trained.get_lock():
-            trained.value += 1
-
-
-class SplitLearner(Learner):
-    """Central inference in this process, training in a child process sharing the model's parameters.
-
-    The inference server's model *is* the trainer's model (``share_memory``): Adam updates it in place, under a
-    lock the server's forward passes also take, so a policy is always one whole learner step. The policy version
-    is the trainer's step counter.
-    """
-
-    def setup(self) -> dict[str, Any]:
-        info = super().setup()
-        ctx = torch.multiprocessing.get_context("fork")  # spawn would need the target importable by name
-        self.agent.share_memory()
-        self._batches = ctx.Queue(maxsize=2)
-        self._trained = ctx.Value("q", 0)
-        self._update_lock = ctx.Lock()
-        self.server.policy_version = lambda: self._trained.value
-        forward = self.server._run
-
-        def locked_forward(batch):
-            with self._update_lock:
-                return forward(batch)
-
-        self.server._run = locked_forward
-        self._trainer = ctx.Process(target=_trainer_process, daemon=True,
-                                    args=(self.agent, self.problem, self.config, self._batches, self._trained,
-                                          self._update_lock))
-        self._trainer.start()
-        return info
-
-    def _train_loop(self) -> None:
-        try:
-            while not self._stop.is_set():
-                batch = self._next_batch()
-                if batch is None:
-                    break
-                while not self._stop.is_set():
-                    try:
-                        self._batches.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                with self._lock:
-                    self.step = self._trained.value
-                    self.env_steps = self.step * self.unroll_length * self.batch_size
-        finally:
-            self._finished.set()
-            self.server.stop_unrolls()
-
-    def progress(self) -> dict[str, Any]:
-        with self._lock:
-            self.step = self._trained.value
-            self.env_steps = self.step * self.unroll_length * self.batch_size
-        return super().progress()
-
-    def close(self) -> None:
-        self._batches.put(None)
-        self._trainer.join(timeout=10)
-        if self._trainer.is_alive():
-            self._trainer.kill()
-        super().close()
-
-
 def _measure(learner: Any, warmup_s: float, window_s: float) -> float:
     """Env steps per second the learner trained on over ``window_s`` after ``warmup_s``."""
     ray.get(learner.start.remote())
@@ -208,8 +127,10 @@ def _measure(learner: Any, warmup_s: float, window_s: float) -> float:
 
 def measure_ray(variant: str, problem: Problem, config: TrainConfig, warmup_s: float, window_s: float
                 ) -> dict[str, float]:
-    """Env steps/s of ``variant`` ("central", "local" or "split") with the config's actors; plus stats."""
-    learner_class = {"central": Learner, "local": LocalInferenceLearner, "split": SplitLearner}[variant]
+    """Env steps/s of ``variant`` ("central", "thread" or "local") with the config's actors; plus stats."""
+    learner_class = LocalInferenceLearner if variant == "local" else Learner
+    if variant == "thread":
+        config = dataclasses.replace(config, distributed=dataclasses.replace(config.distributed, trainer="thread"))
     dist = config.distributed
     learner_options, actor_cpus = placement(ray.cluster_resources(), dist.num_actors, 0)
     with tempfile.TemporaryDirectory() as out:
@@ -420,18 +341,18 @@ def run_benchmark(base: TrainConfig, layouts: list[tuple[int, int]], variants: t
         r = results[(n, k)]
         batch = acting_batch(n, k)
         bound = (before[batch] + after[batch]) / 2
-        central, local, split = rate(r, "central"), rate(r, "local"), rate(r, "split")
-        out = {"central_env_steps_per_s": central, "local_env_steps_per_s": local, "split_env_steps_per_s": split,
+        central, local, thread = rate(r, "central"), rate(r, "local"), rate(r, "thread")
+        out = {"central_env_steps_per_s": central, "local_env_steps_per_s": local, "thread_env_steps_per_s": thread,
                "naive_env_steps_per_s": naive_rate,
                "compute_bound_env_steps_per_s": round(bound, 1),
                "compute_bound_before_after": [round(before[batch], 1), round(after[batch], 1)],
                "all_cores_bound_env_steps_per_s": round(bound * cores, 1),
                "central_over_local": ratio(central, local), "central_over_naive": ratio(central, naive_rate),
-               "split_over_naive": ratio(split, naive_rate),
+               "thread_over_naive": ratio(thread, naive_rate), "central_over_thread": ratio(central, thread),
                "central_over_all_cores_bound": ratio(central, bound * cores),
-               "split_over_all_cores_bound": ratio(split, bound * cores),
+               "thread_over_all_cores_bound": ratio(thread, bound * cores),
                "num_actors": n, "envs_per_actor": k}
-        for variant in ("central", "local", "split"):
+        for variant in ("central", "thread", "local"):
             if variant in r:
                 out[f"{variant}_policy_lag"] = round(r[variant]["policy_lag"], 2)
         if "central" in r:

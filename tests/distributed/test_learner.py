@@ -30,7 +30,7 @@ def test_init_from_loads_weights_only(tmp_path):
     try:
         assert all(torch.equal(p, torch.full_like(p, 0.25)) for p in learner.agent.parameters())
         assert learner.step == 0 and learner.env_steps == 0  # counters are not taken over
-        assert not learner.optimizer.state  # a fresh optimizer
+        assert not learner.trainer.optimizer_state()["state"]  # a fresh optimizer
     finally:
         learner.close()
 

@@ -18,13 +18,14 @@ the model runs on a single batching thread.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
 import threading
 import time
 import uuid
 from collections import deque
-from typing import Callable
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 import torch
@@ -101,12 +102,14 @@ class InferenceServer:
         device: where the model and states live.
         policy_version: callable returning the current policy version (learner steps).
         seed: seeds action sampling and the imitation draws.
+        weights_lock: held around every forward pass of ``agent`` (not of the evaluation agent), when a trainer in
+            another process updates ``agent``'s parameters in place (``valan.distributed.trainer``).
     """
 
     def __init__(self, agent: torch.nn.Module, unroll_length: int, unroll_queue: queue.Queue,
                  max_batch: int, max_wait_ms: float, p_imitation: float = 0.0,
                  device: torch.device | str = "cpu", policy_version: Callable[[], int] = lambda: 0,
-                 seed: int = 0):
+                 seed: int = 0, weights_lock: ContextManager[Any] | None = None):
         if unroll_length < 1:
             raise ValueError(f"unroll_length must be >= 1, got {unroll_length}")
         if max_batch < 1:
@@ -122,6 +125,7 @@ class InferenceServer:
         self.p_imitation = p_imitation
         self.device = torch.device(device)
         self.policy_version = policy_version
+        self._weights_lock = weights_lock if weights_lock is not None else contextlib.nullcontext()
         self._rng = np.random.default_rng(seed)
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(seed)
@@ -309,7 +313,7 @@ class InferenceServer:
                for key in batch[0].obs}
         first = torch.from_numpy(np.concatenate([r.first for r in batch]))[None].to(self.device)
         state = tuple(torch.cat(parts, dim=0) for parts in zip(*states))
-        with torch.inference_mode():
+        with torch.inference_mode(), (self._weights_lock if agent is self.agent else contextlib.nullcontext()):
             output, new_state = agent(obs, state, first)
             logits = output.logits[0].float()
             if evaluation:

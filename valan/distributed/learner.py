@@ -2,8 +2,10 @@
 
 One process (a Ray actor, on the GPU when there is one) runs three things at once:
 - the :class:`~valan.distributed.inference.InferenceServer` batching thread, answering actors' requests;
-- the trainer thread: takes ``B`` unrolls from the bounded queue, runs ``valan.learning.step.train_step`` with the
-  problem's loss on them and bumps the policy version (= learner steps);
+- the trainer thread: takes ``B`` unrolls from the bounded queue, has the trainer
+  (:mod:`valan.distributed.trainer`: on CPU a child process sharing the model's parameters, on a GPU this thread)
+  run ``valan.learning.step.train_step`` with the problem's loss on them, and bumps the policy version (= learner
+  steps);
 - control calls from the driver (progress, evaluation snapshots, retiring dead actors, stopping).
 
 Evaluations use a second copy of the model (sharing the feature table) loaded with a snapshot of the weights
@@ -33,7 +35,8 @@ from valan.config import save_config, to_dict
 from valan.distributed.inference import InferenceServer
 from valan.errors import InputError
 from valan.learning.losses import teacher_forcing_probability
-from valan.learning.step import compile_agent, make_optimizer, train_step
+from valan.distributed.trainer import make_trainer
+from valan.learning.step import compile_agent
 from valan.learning.unroll import Unroll
 from valan.problems import Problem
 
@@ -92,7 +95,8 @@ class Learner:
         self.agent = problem.make_agent(config, features).to(self.device)
         compile_agent(self.agent, config.learning.compile)  # learning.compile (opt-in): learning and acting
         self.eval_agent = problem.make_agent(config, features).to(self.device).eval()
-        self.optimizer = make_optimizer(self.agent, config.learning)
+        # Before the inference thread starts: a process trainer forks the learner.
+        self.trainer = make_trainer(config.distributed.trainer, self.agent, problem, config, self.device)
         self.step = 0
         self.env_steps = 0
         self.checkpoints = CheckpointManager(self.out_dir / "checkpoints", keep_last=config.run.keep_last)
@@ -108,7 +112,8 @@ class Learner:
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, math.ceil(dist.queue_size / dist.envs_per_actor)))
         self.server = InferenceServer(self.agent, self.unroll_length, self.queue, max_batch=dist.max_batch,
                                       max_wait_ms=dist.max_wait_ms, p_imitation=teacher_forcing_probability(config.learning),
-                                      device=self.device, policy_version=lambda: self.step, seed=config.run.seed)
+                                      device=self.device, policy_version=lambda: self.step, seed=config.run.seed,
+                                      weights_lock=self.trainer.weights_lock)
         self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
         self._leftover: Unroll | None = None
         self._lock = threading.Lock()
@@ -162,7 +167,9 @@ class Learner:
         policy of :meth:`infer_eval`; returns their ``(step, env_steps)``."""
         with self._lock:
             if current or self._pending_eval is None:
-                step, env_steps, weights = self.step, self.env_steps, weights_snapshot(self.agent, self.eval_agent)
+                with self.trainer.weights_lock:  # a process trainer may be updating them right now
+                    weights = weights_snapshot(self.agent, self.eval_agent)
+                step, env_steps = self.step, self.env_steps
             else:
                 step, env_steps, weights = self._pending_eval
             self._pending_eval = None
@@ -175,8 +182,9 @@ class Learner:
         """Write the evaluation snapshot (the weights of the latest :meth:`begin_evaluation`) as ``BEST.pt``,
         recording its ``value`` of ``metric`` on ``split``; returns the path."""
         step, env_steps = self._evaluating
-        state = {**self._state(), "model": self.eval_agent.state_dict(), "step": step, "env_steps": env_steps}
-        del state["optimizer"]  # the optimizer has moved on since the snapshot
+        # No optimizer state: it has moved on since the snapshot (and only the trainer thread talks to the trainer).
+        state = {**self._state(optimizer=False), "model": self.eval_agent.state_dict(), "step": step,
+                 "env_steps": env_steps}
         return str(self.checkpoints.save_best(state, split, metric, value))
 
     def retire_actor(self, actor_id: int) -> None:
@@ -191,13 +199,14 @@ class Learner:
         self._finished.set()
         self.server.stop_unrolls()
         path = self.checkpoints.path(self.step)
-        if not path.exists():
+        if not path.exists() and self._error is None:  # after an error the trainer may be gone
             self._save_checkpoint()
         self.writer.flush()
         return {"step": self.step, "env_steps": self.env_steps, "checkpoint": str(path), "error": self._error}
 
     def close(self) -> None:
         self.server.close()
+        self.trainer.close()
         self.writer.close()
 
     # -------------------------------------------------------------------------------- training
@@ -237,9 +246,7 @@ class Learner:
                 if batch is None:
                     break
                 lag = float(np.mean(self.step - batch.policy_version[:-1]))
-                self.agent.train()
-                stats = train_step(self.agent, self.optimizer, batch.to_tensors(self.device), self.config, self.step,
-                                   loss_fn=self.problem.loss)
+                stats = self.trainer.train(batch, self.step)
                 with self._lock:
                     self.step += 1
                     self.env_steps += self.unroll_length * self.batch_size
@@ -285,10 +292,13 @@ class Learner:
             self._rates = {k.split("/", 1)[1]: v for k, v in scalars.items() if not k.startswith("learner/")}
 
     # -------------------------------------------------------------------------------- checkpoints
-    def _state(self) -> dict[str, Any]:
-        return {"model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
-                "env_steps": self.env_steps, "config": to_dict(self.config), "problem": self.problem.name,
-                "vocab": self.problem.vocabulary(self.config).tokens}  # so acting needs no training files
+    def _state(self, optimizer: bool = True) -> dict[str, Any]:
+        state = {"model": self.agent.state_dict(), "step": self.step, "env_steps": self.env_steps,
+                 "config": to_dict(self.config), "problem": self.problem.name,
+                 "vocab": self.problem.vocabulary(self.config).tokens}  # so acting needs no training files
+        if optimizer:
+            state["optimizer"] = self.trainer.optimizer_state()
+        return state
 
     def _save_checkpoint(self) -> Path:
         return self.checkpoints.save(self.step, self._state())
@@ -299,7 +309,7 @@ class Learner:
             raise InputError("no checkpoint to resume from", source=str(self.checkpoints.directory))
         state = load_checkpoint(path, map_location=self.device)
         self.agent.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.trainer.load_optimizer_state(state["optimizer"])
         self.step, self.env_steps = int(state["step"]), int(state["env_steps"])
 
     def _init_from(self, path: str) -> None:

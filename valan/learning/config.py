@@ -64,6 +64,9 @@ class DistributedConfig:
     max_wait_ms: float = 5.0  # an incomplete inference batch runs after this deadline
     queue_size: int = 8  # unrolls waiting for the trainer (backpressure beyond this)
     num_eval_actors: int = 1
+    # where the learner's updates run (valan.distributed.trainer): "process" = a child process beside the learner's
+    # inference (two cores on CPU), "thread" = a thread of the learner's process; "auto": process on CPU, thread on GPU
+    trainer: Literal["auto", "thread", "process"] = "auto"
     ray_address: str | None = None  # None: local Ray instance; "auto" or "host:port": join a cluster
 
     def __post_init__(self) -> None:

@@ -6,8 +6,9 @@ batch of unrolls it takes from the queue; nothing here knows about Ray or about 
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import torch
 
@@ -49,12 +50,13 @@ def learning_rate(learning: LearningConfig, step: int) -> float:
 
 
 def train_step(agent: torch.nn.Module, optimizer: torch.optim.Optimizer, unroll: Unroll, config: Any, step: int,
-               loss_fn: LossFn) -> dict[str, float]:
+               loss_fn: LossFn, weights_lock: ContextManager[Any] | None = None) -> dict[str, float]:
     """One update on a batch of tensor unrolls; ``step`` = learner steps so far.
 
     ``config`` is the run's config: its ``learning`` section (:class:`LearningConfig`) sets the learning rate and
     the gradient clipping, and ``loss_fn(agent, unroll, config)`` (the problem's ``loss``) gets it whole. Returns
-    the loss statistics plus ``lr`` and ``grad_norm`` (global norm before clipping).
+    the loss statistics plus ``lr`` and ``grad_norm`` (global norm before clipping). ``weights_lock``, when given,
+    is held while the optimizer changes the parameters (another process may be acting with them).
     """
     learning: LearningConfig = config.learning
     lr = learning_rate(learning, step)
@@ -68,5 +70,6 @@ def train_step(agent: torch.nn.Module, optimizer: torch.optim.Optimizer, unroll:
     parameters = [p for p in agent.parameters() if p.grad is not None]
     max_norm = learning.grad_clip if learning.grad_clip > 0 else float("inf")
     grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
-    optimizer.step()
+    with weights_lock if weights_lock is not None else contextlib.nullcontext():
+        optimizer.step()
     return {**stats, "lr": lr, "grad_norm": float(grad_norm)}
