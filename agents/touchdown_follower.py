@@ -12,7 +12,10 @@ Per step ``t`` (for each of ``B`` episodes; the blocks are those of ``valan.agen
     value     = MLP(f_t)
 
 ``action_{t-1}`` embeds the previous action (``num_actions`` = none yet), ``time_t`` the time step and
-``links_t`` the number of outgoing links (street, intersection or dead end; map2seq's junction type).
+``links_t`` the junction: an embedding of the number of outgoing links (street, intersection or dead end;
+map2seq's junction type) plus a projection of the link layout (which 45-degree sectors around the heading hold a
+link, ``obs["link_layout"]``), so the agent knows whether LEFT turns into a street and where FORWARD leads.
+Checkpoints from before the layout load with a zero projection (they act as they did).
 Visual features are read by index from ``feature_table`` (``(N, V, D)``, unrolled, a non-persistent buffer:
 checkpoints do not carry it) and rolled with ``valan.envs.streetview.views`` (the environment's definition),
 or taken from ``obs["features"]`` when the observation has them (already rolled).
@@ -37,6 +40,7 @@ from torch import nn
 from valan.agents.base import AgentOutput
 from valan.agents.layers import (Attention, InstructionEncoder, StackedLSTMCell, VisualEncoder, check_visual_weights,
                                  instruction_bank)
+from valan.envs.streetview.navigation import LINK_SECTORS
 from valan.envs.streetview.views import rolled_features
 
 MAX_LINKS = 5  # out-degrees above this share one embedding (the full graph's maximum is 5)
@@ -90,6 +94,7 @@ class TouchdownFollower(nn.Module):
         self.action_embedding = nn.Embedding(num_actions + 1, action_embed_dim)
         self.time_embedding = nn.Embedding(max_steps + 1, time_embed_dim)
         self.links_embedding = nn.Embedding(MAX_LINKS + 1, action_embed_dim)
+        self.layout_projection = nn.Linear(LINK_SECTORS, action_embed_dim)
         self.text_attention = Attention(hidden_dim, hidden_dim)
         core_input = visual_width + hidden_dim + 2 * action_embed_dim + time_embed_dim
         self.core = StackedLSTMCell(core_input, hidden_dim, core_layers)
@@ -130,7 +135,8 @@ class TouchdownFollower(nn.Module):
             visual = torch.tanh(self.visual(views.flatten(-2))).unbind(0)  # T x (B, H)
         previous = self.action_embedding(obs["previous_action"].long().clamp(0, self.num_actions))
         time = self.time_embedding(obs["time_step"].long().clamp(0, self.max_steps))
-        links = self.links_embedding(obs["num_links"].long().clamp(0, MAX_LINKS))
+        links = (self.links_embedding(obs["num_links"].long().clamp(0, MAX_LINKS))
+                 + self.layout_projection(obs["link_layout"].float()))
         texts, text_masks = instruction_bank(self.instruction_encoder, obs["instruction"], obs["instruction_length"],
                                              first, text, text_mask)
 
@@ -148,4 +154,6 @@ class TouchdownFollower(nn.Module):
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
         check_visual_weights(state_dict, prefix, "view_encoder.", self.visual_mode)
+        for name, tensor in (("weight", self.layout_projection.weight), ("bias", self.layout_projection.bias)):
+            state_dict.setdefault(f"{prefix}layout_projection.{name}", torch.zeros_like(tensor))  # older checkpoints
         super()._load_from_state_dict(state_dict, prefix, *args)

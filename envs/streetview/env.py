@@ -29,6 +29,8 @@ Observations are dicts of fixed-shape numpy arrays:
 - ``heading`` float32 () degrees in ``[0, 360)``; ``pano_yaw`` float32 () the panorama's ``pano_yaw_angle``:
   together they give the roll that centres the agent's heading (``valan.envs.streetview.views``).
 - ``num_links`` int64 () outgoing links of the panorama (2 on a street, 3+ at an intersection, 1 at a dead end).
+- ``link_layout`` int8 (8,): which 45-degree sectors around the heading hold an outgoing link (sector 0 straight
+  ahead, then clockwise; ``navigation.link_layout``): the junction's shape, e.g. whether LEFT turns into a street.
 - ``previous_action`` int64 (): the last action, ``num_actions`` at the first step.
 - ``time_step`` int64 (): actions taken so far.
 - ``oracle_next_action`` int64 (): the action that follows the route (FORWARD when the next route panorama is
@@ -57,9 +59,9 @@ from valan.envs.streetview.dataset import SAMPLE_TOUCHDOWN, StreetViewRoute, bui
 from valan.envs.streetview.drawing import draw_streetview_episode
 from valan.envs.streetview.graph import UNREACHABLE, StreetGraph, load_graph
 from valan.envs.streetview.metrics import task_completion
-from valan.envs.streetview.navigation import (NO_LINK, NUM_DISCRETE_ACTIONS, PANORAMIC_BINS, PANORAMIC_WINDOW,
-                                              discrete_action_toward, discrete_move, oracle_link,
-                                              panoramic_action_toward, panoramic_move)
+from valan.envs.streetview.navigation import (LINK_SECTORS, NO_LINK, NUM_DISCRETE_ACTIONS, PANORAMIC_BINS,
+                                              PANORAMIC_WINDOW, discrete_action_toward, discrete_move, link_layout,
+                                              oracle_link, panoramic_action_toward, panoramic_move)
 from valan.envs.streetview.views import DEFAULT_VIEWS, rolled_features
 from valan.errors import InputError
 from valan.features.stores import FeatureStore, SyntheticFeatures
@@ -174,6 +176,7 @@ def observation_space(world: TouchdownWorld, max_steps: int, actions: int,
         "heading": degrees(),
         "pano_yaw": degrees(),
         "num_links": integer(max_degree),
+        "link_layout": spaces.Box(0, 1, (LINK_SECTORS,), np.int8),
         "previous_action": integer(actions),
         "time_step": integer(max_steps),
         "oracle_next_action": integer(actions - 1),
@@ -288,6 +291,8 @@ class _Slots:
             "heading": heading,
             "pano_yaw": g.yaw[node],
             "num_links": (g.link_offsets[node + 1] - g.link_offsets[node]).astype(np.int64),
+            "link_layout": np.stack([link_layout(g, n, h) for n, h in zip(node.tolist(), self.heading.tolist())]
+                                    ).reshape(len(node), LINK_SECTORS),
             "previous_action": self.previous_action.copy(),
             "time_step": self.time.copy(),
             "oracle_next_action": np.array([self.oracle(s) for s in range(len(node))], np.int64),

@@ -56,6 +56,7 @@ import numpy as np
 from valan.envs.streetview.graph import UNREACHABLE, StreetGraph
 
 FORWARD, LEFT, RIGHT, STOP = 0, 1, 2, 3
+LINK_SECTORS = 8  # 45-degree sectors around the agent's heading in a link layout
 NUM_DISCRETE_ACTIONS = 4
 PANORAMIC_BINS = 18
 PANORAMIC_WINDOW = 40.0
@@ -71,6 +72,18 @@ def angle_between(a: float, b: float) -> float:
     """Unsigned angle between two headings, degrees in ``[0, 180]``."""
     cw = clockwise(a, b)
     return min(cw, 360.0 - cw)
+
+
+def link_layout(graph: StreetGraph, node: int, heading: float) -> np.ndarray:
+    """Where ``node``'s outgoing links lead relative to ``heading``: int8 ``(LINK_SECTORS,)``, 1 for each
+    45-degree sector holding a link. Sector 0 is centred straight ahead (-22.5 to 22.5 degrees), then clockwise
+    (1 = ahead right, 2 = right, 4 = back, 6 = left). Coarse on purpose: it says what the junction offers
+    without the exact angles that would single out a panorama."""
+    headings, _ = graph.links(node)
+    sectors = ((((headings.astype(np.float64) - heading) % 360.0 + 22.5) // 45.0).astype(np.int64)) % LINK_SECTORS
+    layout = np.zeros(LINK_SECTORS, np.int8)
+    layout[sectors] = 1
+    return layout
 
 
 def facing_link(graph: StreetGraph, node: int, heading: float) -> int:

@@ -11,8 +11,8 @@ from scipy.sparse.csgraph import shortest_path
 
 from valan.envs.streetview.graph import UNREACHABLE, load_graph, read_graph
 from valan.envs.streetview.navigation import (FORWARD, LEFT, NO_LINK, RIGHT, STOP, discrete_action_toward,
-                                              discrete_move, facing_link, oracle_link, panoramic_action_toward,
-                                              panoramic_move)
+                                              discrete_move, facing_link, link_layout, oracle_link,
+                                              panoramic_action_toward, panoramic_move)
 from valan.envs.streetview.views import roll_views, rolled_features, view_shift
 from valan.errors import InputError
 
@@ -105,6 +105,21 @@ def test_turns_go_to_the_next_link_around_from_the_facing_one(graph):
     # Arriving at N with heading 0: facing the onward link (2); a right turn is a turn back toward X (180).
     assert move(graph, "N", 0.0, RIGHT) == ("N", 180.0)
     assert move(graph, "N", 0.0, LEFT) == ("N", 180.0)
+
+
+def sectors(graph, panoid, heading):
+    return np.flatnonzero(link_layout(graph, at(graph, panoid), heading)).tolist()
+
+
+def test_link_layout_marks_the_sectors_around_the_heading_that_hold_links(graph):
+    assert sectors(graph, "X", 0.0) == [0, 2, 4, 6]  # a plus junction: ahead, right, back, left
+    assert sectors(graph, "X", 90.0) == [0, 2, 4, 6]  # the same after turning right
+    assert sectors(graph, "X", 30.0) == [1, 3, 5, 7]  # 30 degrees off every arm: the diagonals
+    assert sectors(graph, "X", 22.4) == [0, 2, 4, 6] and sectors(graph, "X", 22.6) == [1, 3, 5, 7]  # boundaries
+    # E: back toward X (270) and the bend onward (100), seen heading east (90): ahead (10 degrees) and back.
+    assert sectors(graph, "E", 90.0) == [0, 4]
+    assert sectors(graph, "D", 359.0) == [4]  # a dead end: only back
+    assert link_layout(graph, at(graph, "X"), 0.0).dtype == np.int8
 
 
 def test_dead_end_forward_goes_back_and_turns_face_the_only_link(graph):
