@@ -45,6 +45,10 @@ def main() -> None:
     args = parser.parse_args()
     results = {str(run): evaluation(run, args.env_steps) for run in args.runs}
     splits = args.splits or sorted(next(iter(results.values()))[1])
+    for run, (_, by_split) in results.items():
+        missing = [split for split in splits if split not in by_split]
+        if missing:
+            fail(f"{run}: split {missing[0]!r} was not evaluated")
     header = ["run", "env steps"] + [f"{split} {' / '.join(args.metrics)}" for split in splits]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -52,8 +56,6 @@ def main() -> None:
     for run, (steps, by_split) in results.items():
         cells, table[run] = [], {"env_steps": steps}
         for split in splits:
-            if split not in by_split:
-                fail(f"{run}: split {split!r} was not evaluated")
             values = [by_split[split][metric] for metric in args.metrics]
             table[run][split] = dict(zip(args.metrics, values))
             cells.append(" / ".join(f"{v:.3f}" for v in values))
