@@ -94,8 +94,8 @@ def score_predictions(args: argparse.Namespace, predictions: object, source: str
     ``source`` names where the predictions came from in error messages. Nothing is written unless every
     prediction is valid.
     """
-    _require_references(args)
     episodes, connectivity = _load(args)
+    _require_references(args, episodes)
     results = {source: _evaluate(args, episodes, connectivity, predictions, source)}
     _report(args, results, connectivity, single=True)
     return 0
@@ -115,18 +115,21 @@ def score_baselines(args: argparse.Namespace) -> int:
     return 0
 
 
-def _first_without_reference(args: argparse.Namespace) -> str | None:
-    """The instr_id of the first episode of ``args.data`` that has no reference path (test splits), or None."""
+def _first_without_reference(args: argparse.Namespace, episodes: list | None = None) -> str | None:
+    """The instr_id of the first episode of ``args.data`` (``episodes``, when already loaded from it) that has no
+    reference path (test splits), or None."""
     from valan.envs.r2r.dataset import load_r2r
 
-    return next((ep.instr_id for ep in load_r2r(args.data) if not ep.has_reference), None)
+    episodes = load_r2r(args.data) if episodes is None else episodes
+    return next((ep.instr_id for ep in episodes if not ep.has_reference), None)
 
 
-def _require_references(args: argparse.Namespace) -> None:
-    """``InputError`` pointing to ``valan predict`` when ``args.data`` cannot be scored (no reference paths)."""
+def _require_references(args: argparse.Namespace, episodes: list | None = None) -> None:
+    """``InputError`` pointing to ``valan predict`` when ``args.data`` (``episodes``, when already loaded from it)
+    cannot be scored (no reference paths)."""
     from valan.errors import InputError
 
-    instr_id = _first_without_reference(args)
+    instr_id = _first_without_reference(args, episodes)
     if instr_id is not None:
         raise InputError(f"instr_id {instr_id}: no reference path (a test split?), so nothing can be scored; "
                          f"write a checkpoint's predictions with `valan predict r2r --checkpoint CKPT --data "
