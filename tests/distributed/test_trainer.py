@@ -9,6 +9,7 @@ import torch
 
 from helpers import distributed_toy as toy
 from valan.distributed.trainer import ProcessTrainer, ThreadTrainer, make_trainer
+from valan.errors import InputError
 from valan.learning.unroll import Unroll
 
 T, B = 2, 3
@@ -106,3 +107,5 @@ def test_auto_trains_in_a_process_on_cpu():
     finally:
         trainer.close()
     assert isinstance(make_trainer("thread", toy_agent(), toy.ToyProblem(), CONFIG, torch.device("cpu")), ThreadTrainer)
+    with pytest.raises(InputError, match="distributed.trainer=process needs the learner on CPU, but it runs on cuda"):
+        make_trainer("process", toy_agent(), toy.ToyProblem(), CONFIG, torch.device("cuda"))

@@ -29,6 +29,7 @@ from typing import Any, ContextManager
 
 import torch
 
+from valan.errors import InputError
 from valan.learning.step import make_optimizer, train_step
 from valan.learning.unroll import Unroll
 
@@ -160,6 +161,9 @@ def make_trainer(kind: str, agent: torch.nn.Module, problem: Any, config: Any,
     if kind == "auto":
         kind = "process" if device.type == "cpu" else "thread"
     if kind == "process":
+        if device.type != "cpu":
+            raise InputError(f"distributed.trainer=process needs the learner on CPU, but it runs on {device.type}: "
+                             f"set distributed.trainer to auto or thread")
         return ProcessTrainer(agent, problem, config)
     if kind == "thread":
         return ThreadTrainer(agent, problem, config, device)
