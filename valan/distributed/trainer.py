@@ -45,18 +45,20 @@ def _from_bytes(data: bytes) -> dict[str, Any]:
 
 
 class ThreadTrainer:
-    """The update in the calling thread. ``problem.loss`` is the loss; ``device`` where batches go."""
+    """The update in the calling thread. ``problem.loss`` is the loss; ``device`` where batches go;
+    ``weights_lock`` is held while the optimizer changes the parameters (none needed in one thread)."""
 
-    def __init__(self, agent: torch.nn.Module, problem: Any, config: Any, device: torch.device):
+    def __init__(self, agent: torch.nn.Module, problem: Any, config: Any, device: torch.device,
+                 weights_lock: ContextManager[Any] | None = None):
         self.agent, self.problem, self.config, self.device = agent, problem, config, device
         self.optimizer = make_optimizer(agent, config.learning)
-        self.weights_lock: ContextManager[Any] = contextlib.nullcontext()
+        self.weights_lock: ContextManager[Any] = weights_lock if weights_lock is not None else contextlib.nullcontext()
 
     def train(self, batch: Unroll, step: int) -> dict[str, float]:
         """One learner update on ``batch`` (``step`` = learner steps so far); its statistics."""
         self.agent.train()
         return train_step(self.agent, self.optimizer, batch.to_tensors(self.device), self.config, step,
-                          loss_fn=self.problem.loss)
+                          loss_fn=self.problem.loss, weights_lock=self.weights_lock)
 
     def optimizer_state(self) -> dict[str, Any]:
         return self.optimizer.state_dict()
@@ -68,8 +70,8 @@ class ThreadTrainer:
         pass
 
 
-def _serve(conn: multiprocessing.connection.Connection, trainer: ThreadTrainer, weights_lock: Any) -> None:
-    """The child process: answer the learner's requests until it says stop or goes away. One torch thread: an
+def _serve(conn: multiprocessing.connection.Connection, trainer: ThreadTrainer) -> None:
+    """The child process: run ``trainer``'s calls for the learner until it says stop or goes away. One torch thread: an
     OpenMP thread pool the parent used does not survive the fork (using it would hang), and the design gives the
     trainer one core (a Ray learner runs with one thread, too)."""
     torch.set_num_threads(1)
@@ -82,15 +84,11 @@ def _serve(conn: multiprocessing.connection.Connection, trainer: ThreadTrainer, 
             return
         try:
             if request == "train":
-                batch, step = args
-                trainer.agent.train()
-                result: Any = train_step(trainer.agent, trainer.optimizer, batch.to_tensors(), trainer.config, step,
-                                         loss_fn=trainer.problem.loss, weights_lock=weights_lock)
+                result: Any = trainer.train(*args)
             elif request == "optimizer_state":
-                result = _to_bytes(trainer.optimizer.state_dict())
+                result = _to_bytes(trainer.optimizer_state())
             elif request == "load_optimizer_state":
-                trainer.optimizer.load_state_dict(_from_bytes(args[0]))
-                result = None
+                result = trainer.load_optimizer_state(_from_bytes(args[0]))
             else:
                 raise ValueError(f"unknown trainer request {request!r}")
             conn.send(("ok", result))
@@ -117,8 +115,8 @@ class ProcessTrainer:
         self.weights_lock = context.Lock()
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(target=_serve, name="valan-trainer", daemon=True,
-                                        args=(child_conn, ThreadTrainer(agent, problem, config, torch.device("cpu")),
-                                              self.weights_lock))
+                                        args=(child_conn, ThreadTrainer(agent, problem, config, torch.device("cpu"),
+                                                                        self.weights_lock)))
         self._process.start()
         child_conn.close()
 
