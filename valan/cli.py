@@ -89,12 +89,15 @@ class _VersionAction(argparse.Action):
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The ``valan`` parser. With ``argv`` (the command line to parse) only the subcommand it names gets its
-    options (``add_arguments`` may import what that subcommand needs); without it every subcommand does."""
+    """The ``valan`` parser. With ``argv`` (the command line to parse) naming a subcommand, only that one is built
+    (and its module imported: ``add_arguments`` may import what the subcommand needs), which is all that parsing
+    it needs; with any other ``argv`` (``valan --help``, ``valan data --help``, a typo) or none, every subcommand
+    is listed with its help, and only the one ``argv`` names, if any, gets its options."""
     parser = argparse.ArgumentParser(prog="valan", description="Vision-and-language navigation on Ray and PyTorch.")
     parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): parser.add_subparsers(dest="command", metavar="COMMAND")}
-    for words, target in COMMANDS.items():
+    named = [words for words in COMMANDS if argv is not None and tuple(argv[:len(words)]) == words]
+    for words, target in COMMANDS.items() if not named else [(named[0], COMMANDS[named[0]])]:
         module_name, _, leaf_name = target.partition(":")
         if importlib.util.find_spec(f"valan.commands.{module_name}") is None:
             continue

@@ -6,11 +6,17 @@ weights are Euclidean distances between pose translations ``(pose[3], pose[7], p
 
 All-pairs shortest distances (metres) and next hops are computed once per scan with SciPy's compiled Dijkstra
 (the edge lists are built with array operations) and cached in memory, and on disk: a scan's finished graph is
-saved as ``<cache>/<scan>-<content hash>.graph``, keyed by the SHA-256 of its connectivity file's bytes, so an
-edited file never hits an old entry. Entries are written to a temporary file and renamed, so processes can share
-one cache folder; an unreadable or inconsistent entry is rebuilt. The folder is ``$VALAN_GRAPH_CACHE``
-(``off`` disables the cache), else ``$XDG_CACHE_HOME/valan/graphs`` (``~/.cache/valan/graphs``). A cache hit
-reads the arrays back and never imports SciPy.
+saved as ``<cache>/<scan>-<content hash>.graph``, keyed by the SHA-256 of its connectivity file's bytes (and the
+machine's byte order), so an edited file never hits an old entry; a small ``stat-*.key`` file per connectivity
+file remembers that hash under the file's stat fingerprint, so an unchanged file is not hashed on every load.
+Entries are written to a temporary file and renamed, so processes can share one cache folder; an unreadable or inconsistent entry is rebuilt. The folder is
+``$VALAN_GRAPH_CACHE`` (``off`` disables the cache), else ``$XDG_CACHE_HOME/valan/graphs``
+(``~/.cache/valan/graphs``).
+
+A cache hit maps the entry into memory and imports neither SciPy nor NumPy: the graph's tables are flat
+memoryviews, read lazily, that the pure-Python lookups (``distance``, ``adjacent``, ``shortest_path``, the
+metrics) index directly; the NumPy views (``distances``, ``positions``, ...) that environments use are made on
+first access. So ``valan evaluate r2r`` pays for neither import.
 
 Angles follow R2R: heading in radians, clockwise from +y (0 = +y, pi/2 = +x); elevation in radians, positive
 upwards.
@@ -22,52 +28,96 @@ import functools
 import hashlib
 import json
 import math
+import mmap
 import os
-from dataclasses import dataclass, field
+import struct
+import sys
+import time
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from valan.errors import InputError
 from valan.io import atomic_write, read_json, reading
 
+if TYPE_CHECKING:
+    import numpy as np
+
 CACHE_ENV = "VALAN_GRAPH_CACHE"  # the on-disk graph cache's folder, or "off"
-CACHE_FORMAT = "scan-graph-1"  # part of every cache key: bump it when the cached layout or meaning changes
-_MAGIC = b"VALANSG1"  # first bytes of a cached scan graph
+CACHE_FORMAT = "scan-graph-2"  # part of every cache key: bump it when the cached layout or meaning changes
+_MAGIC = b"VALANSG2"  # first bytes of a cached scan graph
+# The tables, in storage order: (name, memoryview format, NumPy dtype). Native byte order (part of the cache key).
+_TABLES = (("positions", "d", "float64"), ("offsets", "q", "int64"), ("indices", "q", "int64"),
+           ("distances", "d", "float64"), ("next_hop", "i", "int32"))
+_SETTLE_S = 2.0  # seconds; a connectivity file changed more recently than this is hashed on every load
 
 
-@dataclass
+def _flat(buffer: object, fmt: str) -> memoryview:
+    """A one-dimensional memoryview of ``buffer`` (anything C-contiguous with the buffer protocol) as ``fmt``."""
+    return memoryview(buffer).cast("B").cast(fmt)
+
+
 class ScanGraph:
     """The navigation graph of one Matterport3D scan.
+
+    Built from flat tables in native byte order (NumPy arrays or any buffer): ``positions`` (``N * 3`` float64,
+    metres), the neighbour lists as CSR ``offsets`` (``N + 1`` int64) and ``indices`` (int64, each viewpoint's
+    neighbours sorted), ``distances`` (``N * N`` float64) and ``next_hop`` (``N * N`` int32).
 
     Attributes:
         scan: scan id.
         viewpoints: viewpoint ids of included viewpoints; a viewpoint's position in this list is its local index.
-        positions: ``(N, 3)`` float64 pose translations, metres.
-        neighbors: per viewpoint, the sorted local indices of adjacent viewpoints.
-        distances: ``(N, N)`` float64 shortest-path distances, metres (``inf`` when unreachable).
+        index: viewpoint id -> local index.
+        distance_table: flat memoryview of the shortest-path distances, metres: ``distance_table[i * N + j]``
+            (``inf`` when unreachable). The pure-Python lookup that the metrics use.
+        positions: ``(N, 3)`` float64 pose translations, metres (NumPy, made on first access).
+        neighbors: per viewpoint, the sorted local indices of adjacent viewpoints (NumPy int64 arrays).
+        distances: ``(N, N)`` float64 shortest-path distances, metres (NumPy view of ``distance_table``).
         next_hop: ``(N, N)`` int32; ``next_hop[i, j]`` is the first viewpoint after ``i`` on a shortest path
             from ``i`` to ``j`` (``j`` itself when adjacent, ``i`` when ``i == j``, -1 when unreachable).
     """
 
-    scan: str
-    viewpoints: list[str]
-    positions: np.ndarray
-    neighbors: list[np.ndarray]
-    distances: np.ndarray
-    next_hop: np.ndarray
-    index: dict[str, int] = field(init=False)
-    _neighbor_sets: dict[int, frozenset[int]] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self.index = {vp: i for i, vp in enumerate(self.viewpoints)}
-        self._neighbor_sets = {}  # filled on demand by adjacent(): a set lookup instead of a NumPy call per query
+    def __init__(self, scan: str, viewpoints: list[str], positions: object, offsets: object, indices: object,
+                 distances: object, next_hop: object):
+        self.scan = scan
+        self.viewpoints = viewpoints
+        self.index = {vp: i for i, vp in enumerate(viewpoints)}
+        self._tables = {name: _flat(table, fmt) for (name, fmt, _), table in
+                        zip(_TABLES, (positions, offsets, indices, distances, next_hop))}
+        self.distance_table = self._tables["distances"]
+        self._neighbor_sets: dict[int, frozenset[int]] = {}  # filled on demand by adjacent()
 
     def __len__(self) -> int:
         return len(self.viewpoints)
 
     def __contains__(self, viewpoint: str) -> bool:
         return viewpoint in self.index
+
+    def __repr__(self) -> str:
+        return f"ScanGraph({self.scan!r}, {len(self)} viewpoints)"
+
+    def _array(self, name: str) -> np.ndarray:
+        import numpy as np
+
+        dtype = dict((n, d) for n, _, d in _TABLES)[name]
+        return np.frombuffer(self._tables[name], dtype=dtype)
+
+    @functools.cached_property
+    def positions(self) -> np.ndarray:
+        return self._array("positions").reshape(len(self), 3)
+
+    @functools.cached_property
+    def distances(self) -> np.ndarray:
+        return self._array("distances").reshape(len(self), len(self))
+
+    @functools.cached_property
+    def next_hop(self) -> np.ndarray:
+        return self._array("next_hop").reshape(len(self), len(self))
+
+    @functools.cached_property
+    def neighbors(self) -> list[np.ndarray]:
+        import numpy as np
+
+        return np.split(self._array("indices"), self._array("offsets")[1:-1])
 
     def local_index(self, viewpoint: str) -> int:
         """Local index of ``viewpoint``; ``InputError`` naming the scan when it is not in the graph."""
@@ -81,40 +131,48 @@ class ScanGraph:
         i, j = self.local_index(a), self.local_index(b)
         neighbors = self._neighbor_sets.get(i)
         if neighbors is None:
-            neighbors = self._neighbor_sets[i] = frozenset(self.neighbors[i].tolist())
+            offsets = self._tables["offsets"]
+            neighbors = self._neighbor_sets[i] = frozenset(self._tables["indices"][offsets[i]:offsets[i + 1]])
         return j in neighbors
 
     def distance(self, a: str, b: str) -> float:
         """Shortest-path distance from ``a`` to ``b`` along the graph, metres."""
-        return float(self.distances[self.local_index(a), self.local_index(b)])
+        return self.distance_table[self.local_index(a) * len(self) + self.local_index(b)]
+
+    def _position(self, viewpoint: str) -> tuple[float, float, float]:
+        i = 3 * self.local_index(viewpoint)
+        return tuple(self._tables["positions"][i:i + 3])
 
     def edge_length(self, a: str, b: str) -> float:
         """Euclidean distance between the two viewpoints' positions, metres."""
-        return float(np.linalg.norm(self.positions[self.local_index(a)] - self.positions[self.local_index(b)]))
+        return math.dist(self._position(a), self._position(b))
 
     def shortest_path(self, a: str, b: str) -> list[str]:
         """Viewpoints of a shortest path from ``a`` to ``b``, both included."""
-        i, j = self.local_index(a), self.local_index(b)
-        if self.next_hop[i, j] < 0:
+        i, j, n = self.local_index(a), self.local_index(b), len(self)
+        next_hop = self._tables["next_hop"]
+        if next_hop[i * n + j] < 0:
             raise InputError(f"no path from {a} to {b} in scan {self.scan}")
         path = [i]
         while path[-1] != j:
-            path.append(int(self.next_hop[path[-1], j]))
+            path.append(next_hop[path[-1] * n + j])
         return [self.viewpoints[k] for k in path]
 
     def heading(self, a: str, b: str) -> float:
         """Heading from ``a`` towards ``b``, radians clockwise from +y, in ``(-pi, pi]``."""
-        d = self.positions[self.local_index(b)] - self.positions[self.local_index(a)]
-        return math.atan2(d[0], d[1])
+        (xa, ya, _), (xb, yb, _) = self._position(a), self._position(b)
+        return math.atan2(xb - xa, yb - ya)
 
     def elevation(self, a: str, b: str) -> float:
         """Elevation from ``a`` towards ``b``, radians, positive upwards."""
-        d = self.positions[self.local_index(b)] - self.positions[self.local_index(a)]
-        return math.atan2(d[2], math.hypot(d[0], d[1]))
+        (xa, ya, za), (xb, yb, zb) = self._position(a), self._position(b)
+        return math.atan2(zb - za, math.hypot(xb - xa, yb - ya))
 
 
 def build_scan_graph(scan: str, records: list[dict], source: str = "") -> ScanGraph:
     """Build a ``ScanGraph`` from the records of a ``{scan}_connectivity.json`` file."""
+    import numpy as np
+
     try:
         included = np.array([bool(r["included"]) for r in records], dtype=bool)
         m = len(records)
@@ -139,8 +197,8 @@ def build_scan_graph(scan: str, records: list[dict], source: str = "") -> ScanGr
     weights = np.linalg.norm(positions[rows] - positions[cols], axis=1)
     distances, next_hop = _shortest_paths(n, rows, cols, weights)
     offsets = np.concatenate([[0], np.cumsum(adjacent.sum(axis=1))]).astype(np.int64)
-    return ScanGraph(scan, viewpoints, positions, _split_neighbors(offsets, cols.astype(np.int64)), distances,
-                     next_hop)
+    return ScanGraph(scan, viewpoints, positions.reshape(-1).copy(), offsets, cols.astype(np.int64),
+                     np.ascontiguousarray(distances, dtype=np.float64), next_hop)
 
 
 def _shortest_paths(n: int, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,19 +211,16 @@ def _shortest_paths(n: int, rows: np.ndarray, cols: np.ndarray, weights: np.ndar
     return distances, _next_hops(predecessors)
 
 
-def _split_neighbors(offsets: np.ndarray, indices: np.ndarray) -> list[np.ndarray]:
-    """CSR ``(offsets, indices)`` -> one array of neighbour indices per viewpoint."""
-    return np.split(indices, offsets[1:-1])
-
-
 def _next_hops(predecessors: np.ndarray) -> np.ndarray:
     """From Dijkstra's predecessor matrix (row = source), the first hop from every source to every target.
 
     The graph is undirected, so the predecessor of ``i`` on the shortest path from target ``j`` is the first
     hop from ``i`` towards ``j``: ``next_hop[i, j] = predecessors[j, i]``.
     """
+    import numpy as np
+
     n = predecessors.shape[0]
-    next_hop = predecessors.T.astype(np.int32)
+    next_hop = np.ascontiguousarray(predecessors.T, dtype=np.int32)
     next_hop[next_hop == -9999] = -1
     np.fill_diagonal(next_hop, np.arange(n, dtype=np.int32))
     return next_hop
@@ -184,54 +239,54 @@ def graph_cache_dir() -> Path | None:
 def _save_cached(path: Path, graph: ScanGraph) -> None:
     """Write ``graph`` to ``path`` atomically (:data:`CACHE_FORMAT`); a cache that cannot be written is skipped.
 
-    Layout: the magic bytes, an 8-byte little-endian header length, a JSON header (viewpoint ids, sizes), then
-    the raw little-endian arrays positions, neighbour offsets and indices (CSR), distances, next hops, each starting
-    at a multiple of 8 bytes. Reading it back is one read and no parsing of numbers.
+    Layout: the magic bytes, an 8-byte little-endian header length, a JSON header (viewpoint ids, edge count),
+    then the flat tables of :data:`_TABLES` in native byte order, each starting at a multiple of 8 bytes. Reading
+    it back is one memory map and no parsing of numbers.
     """
-    offsets = np.concatenate([[0], np.cumsum([len(nb) for nb in graph.neighbors])]).astype("<i8")
-    indices = np.concatenate(graph.neighbors).astype("<i8") if len(graph) else np.zeros(0, "<i8")
-    arrays = [graph.positions.astype("<f8"), offsets, indices, graph.distances.astype("<f8"),
-              graph.next_hop.astype("<i4")]
-    header = json.dumps({"viewpoints": graph.viewpoints, "edges": len(indices)}).encode()
+    header = json.dumps({"viewpoints": graph.viewpoints, "edges": len(graph._tables["indices"])}).encode()
     header += b" " * (-(len(_MAGIC) + 8 + len(header)) % 8)
     try:
         with atomic_write(path, mode="wb", encoding=None) as f:
             f.write(_MAGIC + len(header).to_bytes(8, "little") + header)
-            for array in arrays:
-                f.write(array.tobytes())
-                f.write(b"\0" * (-array.nbytes % 8))
+            for name, _, _ in _TABLES:
+                table = graph._tables[name]
+                f.write(table)
+                f.write(b"\0" * (-table.nbytes % 8))
     except InputError:  # read-only or full disk: the graph is built again next time
         pass
 
 
 def _load_cached(path: Path, scan: str) -> ScanGraph | None:
     """The graph saved at ``path`` by :func:`_save_cached`, or ``None`` when it is missing, unreadable or does not
-    hold what its header says."""
+    hold what its header says.
+
+    The file is mapped copy-on-write: only the pages a lookup touches are read, and the tables stay writable
+    in this process without changing the file (entries are replaced by rename, never rewritten in place).
+    """
     try:
         with path.open("rb") as f:
-            data = bytearray(path.stat().st_size)  # writable: the arrays below are views of it
-            f.readinto(data)
+            data = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
         if data[:len(_MAGIC)] != _MAGIC:
             return None
         start = len(_MAGIC) + 8
         end = start + int.from_bytes(data[len(_MAGIC):start], "little")
-        header = json.loads(data[start:end])
+        header = json.loads(bytes(data[start:end]))
         viewpoints, edges = header["viewpoints"], int(header["edges"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):  # an empty file cannot be mapped: ValueError
         return None
     n = len(viewpoints)
-    arrays = []
-    for dtype, shape in (("<f8", (n, 3)), ("<i8", (n + 1,)), ("<i8", (edges,)), ("<f8", (n, n)), ("<i4", (n, n))):
-        count = math.prod(shape)
-        if end + count * np.dtype(dtype).itemsize > len(data):
+    tables = []
+    for (_, fmt, _), count in zip(_TABLES, (3 * n, n + 1, edges, n * n, n * n)):
+        size = count * struct.calcsize(fmt)
+        if size < 0 or end + size > len(data):
             return None
-        arrays.append(np.frombuffer(data, dtype=dtype, count=count, offset=end).reshape(shape))
-        end += -(-count * np.dtype(dtype).itemsize // 8) * 8
-    positions, offsets, indices, distances, next_hop = arrays
-    if end != len(data) or offsets[0] != 0 or offsets[-1] != edges or np.any(np.diff(offsets) < 0) or (
-            edges and (indices.min() < 0 or indices.max() >= n)):
+        tables.append(data[end:end + size].cast(fmt))
+        end += -(-size // 8) * 8
+    _, offsets, indices, _, _ = tables
+    if end != len(data) or offsets[0] != 0 or offsets[n] != edges or any(
+            offsets[i] > offsets[i + 1] for i in range(n)) or (edges and (min(indices) < 0 or max(indices) >= n)):
         return None
-    return ScanGraph(scan, viewpoints, positions, _split_neighbors(offsets, indices), distances, next_hop)
+    return ScanGraph(scan, viewpoints, *tables)
 
 
 class Connectivity:
@@ -265,14 +320,44 @@ class Connectivity:
             raise InputError(f"unknown scan {scan!r}: no {path.name}", source=str(self.directory))
         if self.cache_dir is None:
             return build_scan_graph(scan, read_json(path), source=str(path))
-        with reading(path):
-            digest = hashlib.sha256(CACHE_FORMAT.encode() + b"\0" + path.read_bytes()).hexdigest()
-        cached = self.cache_dir / f"{scan}-{digest[:32]}.graph"
+        cached = self.cache_dir / f"{scan}-{self._content_key(path)}.graph"
         graph = _load_cached(cached, scan)
         if graph is None:
             graph = build_scan_graph(scan, read_json(path), source=str(path))
             _save_cached(cached, graph)
         return graph
+
+
+    def _content_key(self, path: Path) -> str:
+        """The cache key of a connectivity file: the SHA-256 of :data:`CACHE_FORMAT`, the byte order and the file's
+        bytes (32 hex digits).
+
+        As git's index does, a small ``stat-<fingerprint>.key`` file in the cache remembers the key under the file's
+        stat fingerprint (device, inode, size, modification and change times in ns), so an unchanged file is not
+        read and hashed again. Any write to the file changes its change time, so an edited file is hashed anew.
+        A file changed in the last :data:`_SETTLE_S` seconds gets no fingerprint: an edit within the same clock
+        tick could otherwise leave it unchanged.
+        """
+        salt = f"{CACHE_FORMAT}\0{sys.byteorder}\0"
+        with reading(path):
+            st = path.stat()
+        fingerprint = f"{salt}{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+        alias = self.cache_dir / f"stat-{hashlib.sha256(fingerprint.encode()).hexdigest()[:32]}.key"
+        try:
+            key = alias.read_text(encoding="ascii")
+            if len(key) == 32 and all(c in "0123456789abcdef" for c in key):
+                return key
+        except (OSError, ValueError):  # no alias yet, or an unreadable one: hash the file
+            pass
+        with reading(path):
+            key = hashlib.sha256(salt.encode() + path.read_bytes()).hexdigest()[:32]
+        if time.time() - max(st.st_mtime, st.st_ctime) > _SETTLE_S:
+            try:
+                with atomic_write(alias, encoding="ascii") as f:
+                    f.write(key)
+            except InputError:  # read-only or full disk: the file is hashed again next time
+                pass
+        return key
 
 
 class ViewpointIndex:

@@ -39,8 +39,6 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from valan.envs.r2r.dataset import R2REpisode
 from valan.envs.predictions import check_one_per_episode, finite_number
 from valan.envs.r2r.graph import Connectivity, ScanGraph
@@ -71,10 +69,46 @@ def remove_repeats(indices: Sequence[int]) -> list[int]:
 
 def path_length(graph: ScanGraph, viewpoints: Viewpoints) -> float:
     """Length of a walk along the graph, metres: the sum of distances between consecutive viewpoints."""
-    idx = _indices(graph, viewpoints)
-    if len(idx) < 2:
+    return _length(graph.distance_table, len(graph), _indices(graph, viewpoints))
+
+
+def dtw(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints) -> float:
+    """DTW between the trajectory (consecutive duplicates removed) and the reference path, metres."""
+    t = remove_repeats(_indices(graph, trajectory))
+    r = _indices(graph, reference)
+    if not t or not r:
+        raise ValueError("dtw needs a non-empty trajectory and reference")
+    return _dtw(graph.distance_table, len(graph), t, r)
+
+
+def ndtw(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints, threshold: float = DTW_THRESHOLD) -> float:
+    """Normalized DTW in (0, 1]: ``exp(-dtw / (threshold * len(reference)))``; ``threshold`` in metres."""
+    return math.exp(-dtw(graph, trajectory, reference) / (threshold * len(reference)))
+
+
+def sdtw(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints, threshold: float = DTW_THRESHOLD,
+         success_threshold: float = SUCCESS_THRESHOLD) -> float:
+    """Success weighted by nDTW: ``ndtw`` when the final viewpoint is < ``success_threshold`` metres from the
+    reference's last viewpoint, else 0."""
+    t, r = _indices(graph, trajectory), _indices(graph, reference)
+    if not graph.distance_table[t[-1] * len(graph) + r[-1]] < success_threshold:
         return 0.0
-    return float(sum(graph.distances[idx[:-1], idx[1:]].tolist()))
+    return ndtw(graph, t, r, threshold)
+
+
+def cls(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints, threshold: float = DTW_THRESHOLD) -> float:
+    """Coverage weighted by Length Score in [0, 1]; ``threshold`` (``d_th``) in metres."""
+    t, r = _indices(graph, trajectory), _indices(graph, reference)
+    if not t or not r:
+        raise ValueError("cls needs a non-empty trajectory and reference")
+    return _cls(graph.distance_table, len(graph), t, r, threshold)
+
+
+# The metrics over local indices and a scan's flat distance table ``d`` (``d[i * n + j]``, metres): plain Python,
+# which on paths of a few viewpoints beats array calls (and needs no NumPy import).
+
+def _length(d: Sequence[float], n: int, idx: list[int]) -> float:
+    return float(sum(d[a * n + b] for a, b in zip(idx, idx[1:])))
 
 
 def _dtw_from_costs(costs: list[list[float]]) -> float:
@@ -90,39 +124,14 @@ def _dtw_from_costs(costs: list[list[float]]) -> float:
     return previous[m]
 
 
-def dtw(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints) -> float:
-    """DTW between the trajectory (consecutive duplicates removed) and the reference path, metres."""
-    t = remove_repeats(_indices(graph, trajectory))
-    r = _indices(graph, reference)
-    if not t or not r:
-        raise ValueError("dtw needs a non-empty trajectory and reference")
-    return _dtw_from_costs(graph.distances[np.ix_(t, r)].tolist())
+def _dtw(d: Sequence[float], n: int, t: list[int], r: list[int]) -> float:
+    return _dtw_from_costs([[d[i * n + j] for j in r] for i in t])
 
 
-def ndtw(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints, threshold: float = DTW_THRESHOLD) -> float:
-    """Normalized DTW in (0, 1]: ``exp(-dtw / (threshold * len(reference)))``; ``threshold`` in metres."""
-    return math.exp(-dtw(graph, trajectory, reference) / (threshold * len(reference)))
-
-
-def sdtw(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints, threshold: float = DTW_THRESHOLD,
-         success_threshold: float = SUCCESS_THRESHOLD) -> float:
-    """Success weighted by nDTW: ``ndtw`` when the final viewpoint is < ``success_threshold`` metres from the
-    reference's last viewpoint, else 0."""
-    t, r = _indices(graph, trajectory), _indices(graph, reference)
-    if not graph.distances[t[-1], r[-1]] < success_threshold:
-        return 0.0
-    return ndtw(graph, t, r, threshold)
-
-
-def cls(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints, threshold: float = DTW_THRESHOLD) -> float:
-    """Coverage weighted by Length Score in [0, 1]; ``threshold`` (``d_th``) in metres."""
-    t, r = _indices(graph, trajectory), _indices(graph, reference)
-    if not t or not r:
-        raise ValueError("cls needs a non-empty trajectory and reference")
-    nearest = graph.distances[np.ix_(r, t)].min(axis=1).tolist()
-    coverage = sum(math.exp(-d / threshold) for d in nearest) / len(r)
-    expected = coverage * path_length(graph, r)
-    length = path_length(graph, t)
+def _cls(d: Sequence[float], n: int, t: list[int], r: list[int], threshold: float) -> float:
+    coverage = sum(math.exp(-min(d[i * n + j] for j in t) / threshold) for i in r) / len(r)
+    expected = coverage * _length(d, n, r)
+    length = _length(d, n, t)
     if expected == 0.0 and length == 0.0:
         return coverage
     return coverage * expected / (expected + abs(expected - length))
@@ -142,16 +151,16 @@ def score_episode(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoint
     (``len(trajectory) - 1``).
     """
     t, r = _indices(graph, trajectory), _indices(graph, reference)
-    d = graph.distances
+    d, n = graph.distance_table, len(graph)
     goal = r[-1]
-    nav_error = float(d[t[-1], goal])
-    oracle_error = float(d[t, goal].min())
+    nav_error = d[t[-1] * n + goal]
+    oracle_error = min(d[i * n + goal] for i in t)
     success = nav_error < success_threshold
-    length = path_length(graph, t)
-    shortest = float(d[r[0], goal])
+    length = _length(d, n, t)
+    shortest = d[r[0] * n + goal]
     longest = max(length, shortest)
     spl = (shortest / longest if longest > 0 else 1.0) if success else 0.0
-    normalized_dtw = ndtw(graph, t, r)
+    normalized_dtw = math.exp(-_dtw(d, n, remove_repeats(t), r) / (DTW_THRESHOLD * len(r)))
     return {
         "nav_error": nav_error,
         "oracle_error": oracle_error,
@@ -163,7 +172,7 @@ def score_episode(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoint
         "steps": len(t) - 1,
         "ndtw": normalized_dtw,
         "sdtw": normalized_dtw if success else 0.0,
-        "cls": cls(graph, t, r),
+        "cls": _cls(d, n, t, r, DTW_THRESHOLD),
     }
 
 

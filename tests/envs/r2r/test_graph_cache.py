@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -82,3 +85,57 @@ def test_unwritable_cache_folder_still_gives_the_graph(sample_connectivity, tmp_
     scan = Connectivity(sample_connectivity).scans()[0]
     _assert_same(Connectivity(sample_connectivity, cache=blocker / "cache").graph(scan),
                  Connectivity(sample_connectivity, cache=False).graph(scan))
+
+
+def test_an_unchanged_file_is_not_hashed_again_and_an_edit_keeping_size_and_mtime_is_seen(sample_connectivity,
+                                                                                           tmp_path, monkeypatch):
+    folder = tmp_path / "connectivity"
+    shutil.copytree(sample_connectivity, folder)
+    scan = Connectivity(folder).scans()[0]
+    path, cache = folder / f"{scan}_connectivity.json", tmp_path / "cache"
+    monkeypatch.setattr(graph_module, "_SETTLE_S", -1.0)  # the copy is brand new: remember its key at once
+    before = Connectivity(folder, cache=cache).graph(scan)
+    assert len(list(cache.glob("stat-*.key"))) == 1
+
+    def no_reading(self):
+        raise AssertionError(f"{self} was read and hashed again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(type(path), "read_bytes", no_reading)
+        _assert_same(Connectivity(folder, cache=cache).graph(scan), before)
+
+    # Same size, same modification time, other bytes: the change time still moves, so the file is hashed anew.
+    stat, text = path.stat(), path.read_text()
+    j = next(k for k in range(text.index('"pose"'), len(text)) if text[k - 1:k + 2].isdigit())  # inside a number
+    path.write_text(text[:j] + str((int(text[j]) + 1) % 10) + text[j + 1:])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    after = Connectivity(folder, cache=cache).graph(scan)
+    assert len(list(cache.glob(f"{scan}-*.graph"))) == 2  # a new key: the edit was seen
+    _assert_same(after, Connectivity(folder, cache=False).graph(scan))
+
+
+def test_scoring_from_a_warm_cache_imports_neither_numpy_nor_scipy(sample_connectivity, tmp_path):
+    """``valan evaluate r2r`` reads cached graphs through memoryviews and scores in plain Python."""
+    data = tmp_path / "val.json"
+    records = [{"path_id": 1, "scan": scan, "path": list(graph.shortest_path(graph.viewpoints[0], goal)),
+                "heading": 0.0, "distance": graph.distance(graph.viewpoints[0], goal), "instructions": ["go"]}
+               for scan in Connectivity(sample_connectivity).scans()[:1]
+               for graph in [Connectivity(sample_connectivity, cache=False).graph(scan)]
+               for goal in [graph.viewpoints[-1]]]
+    data.write_text(json.dumps(records))
+    predictions = tmp_path / "predictions.json"
+    predictions.write_text(json.dumps([{"instr_id": "1_0", "trajectory": [[vp, 0.0, 0.0] for vp in r["path"]]}
+                                       for r in records]))
+    probe = f"""
+import sys
+from valan.cli import main
+argv = ["evaluate", "r2r", "--data", {str(data)!r}, "--predictions", {str(predictions)!r}, "--connectivity",
+        {str(sample_connectivity)!r}, "--json"]
+assert main(argv) == 0
+print("heavy:", sorted({{m.split(".")[0] for m in sys.modules}} & {{"numpy", "scipy"}}))
+"""
+    env = {**os.environ, CACHE_ENV: str(tmp_path / "cache")}
+    for _ in range(2):  # the first run fills the cache (and builds graphs with NumPy and SciPy)
+        out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert '"spl": 1.0' in out.stdout and "heavy: []" in out.stdout, out.stdout
