@@ -95,6 +95,10 @@ class ScanGraph:
     def __repr__(self) -> str:
         return f"ScanGraph({self.scan!r}, {len(self)} viewpoints)"
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its tables' bytes (a memoryview does not pickle)."""
+        return ScanGraph, (self.scan, self.viewpoints, *(bytes(self._tables[name]) for name, _, _ in _TABLES))
+
     def _array(self, name: str) -> np.ndarray:
         import numpy as np
 

@@ -139,3 +139,15 @@ print("heavy:", sorted({{m.split(".")[0] for m in sys.modules}} & {{"numpy", "sc
     for _ in range(2):  # the first run fills the cache (and builds graphs with NumPy and SciPy)
         out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert '"spl": 1.0' in out.stdout and "heavy: []" in out.stdout, out.stdout
+
+
+def test_a_cached_graph_pickles_and_answers_the_same(sample_connectivity, tmp_path):
+    import pickle
+
+    scan = Connectivity(sample_connectivity).scans()[0]
+    Connectivity(sample_connectivity, cache=tmp_path).graph(scan)
+    graph = Connectivity(sample_connectivity, cache=tmp_path).graph(scan)  # memory-mapped tables
+    copy = pickle.loads(pickle.dumps(graph))
+    _assert_same(copy, graph)
+    a, b = graph.viewpoints[0], graph.viewpoints[-1]
+    assert copy.shortest_path(a, b) == graph.shortest_path(a, b) and copy.distance(a, b) == graph.distance(a, b)
