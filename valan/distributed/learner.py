@@ -238,24 +238,33 @@ class Learner:
         return run.total_minutes > 0 and time.monotonic() - started >= 60.0 * run.total_minutes
 
     def _train_loop(self) -> None:
+        """Train until stopped or out of budget. The next batch is assembled while the trainer runs the update in
+        flight; the counters, checkpoints and evaluation snapshots of an update are handled once it finished and
+        before the next one is submitted, so they see the weights of exactly ``self.step`` updates."""
         started = last_log = time.monotonic()
         steps_at_log, env_steps_at_log = self.step, self.env_steps
+        in_flight: float | None = None  # the policy lag of the submitted update, until it finished
         try:
-            while not self._stop.is_set() and not self._budget_reached(started):
-                batch = self._next_batch()
-                if batch is None:
-                    break
+            while True:
+                running = not self._stop.is_set() and not self._budget_reached(started)
+                batch = self._next_batch() if running else None
+                if in_flight is not None:
+                    stats = self.trainer.result()
+                    with self._lock:
+                        self.step += 1
+                        self.env_steps += self.unroll_length * self.batch_size
+                        self._last_stats = {**stats, "policy_lag": in_flight}
+                        self._on_step_boundaries()
+                    in_flight = None
+                    now = time.monotonic()
+                    if now - last_log >= LOG_EVERY_S:
+                        self._log(now - last_log, self.step - steps_at_log, self.env_steps - env_steps_at_log)
+                        last_log, steps_at_log, env_steps_at_log = now, self.step, self.env_steps
+                if batch is None or self._stop.is_set() or self._budget_reached(started):
+                    break  # a batch fetched while the last update ran is dropped: the budget is spent
                 lag = float(np.mean(self.step - batch.policy_version[:-1]))
-                stats = self.trainer.train(batch, self.step)
-                with self._lock:
-                    self.step += 1
-                    self.env_steps += self.unroll_length * self.batch_size
-                    self._last_stats = {**stats, "policy_lag": lag}
-                    self._on_step_boundaries()
-                now = time.monotonic()
-                if now - last_log >= LOG_EVERY_S:
-                    self._log(now - last_log, self.step - steps_at_log, self.env_steps - env_steps_at_log)
-                    last_log, steps_at_log, env_steps_at_log = now, self.step, self.env_steps
+                self.trainer.submit(batch, self.step)
+                in_flight = lag
         except BaseException as e:  # reported to the driver through progress()
             self._error = f"{type(e).__name__}: {e}"
             raise

@@ -14,9 +14,12 @@ runs :func:`valan.learning.step.train_step` on the learner's model. ``distribute
 - ``auto`` (default): ``process`` when the learner runs on CPU, ``thread`` on a GPU (CUDA does not survive a fork,
   and there the thread costs nothing).
 
-Both expose the same calls, made by the learner's trainer thread only, one at a time: :meth:`train`,
-:meth:`optimizer_state`, :meth:`load_optimizer_state`, :meth:`close`. Between two :meth:`train` calls the model's
-weights do not change, so the learner takes checkpoints and evaluation snapshots there.
+Both expose the same calls, made by the learner's trainer thread only: :meth:`submit` (start an update) and
+:meth:`result` (wait for it, return its statistics), at most one update in flight; :meth:`train` (both at once);
+:meth:`optimizer_state`, :meth:`load_optimizer_state` and :meth:`close`, with no update in flight. With no update
+in flight the model's weights do not change, so the learner takes checkpoints and evaluation snapshots there.
+The learner assembles the next batch while an update is in flight, so a process trainer does not wait for it
+(the thread trainer runs the update inside :meth:`result`, so there the two alternate as before).
 """
 
 from __future__ import annotations
@@ -53,12 +56,22 @@ class ThreadTrainer:
         self.agent, self.problem, self.config, self.device = agent, problem, config, device
         self.optimizer = make_optimizer(agent, config.learning)
         self.weights_lock: ContextManager[Any] = weights_lock if weights_lock is not None else contextlib.nullcontext()
+        self._submitted: tuple[Unroll, int] | None = None
 
     def train(self, batch: Unroll, step: int) -> dict[str, float]:
         """One learner update on ``batch`` (``step`` = learner steps so far); its statistics."""
         self.agent.train()
         return train_step(self.agent, self.optimizer, batch.to_tensors(self.device), self.config, step,
                           loss_fn=self.problem.loss, weights_lock=self.weights_lock)
+
+    def submit(self, batch: Unroll, step: int) -> None:
+        """Start the update on ``batch``; here it runs in :meth:`result`."""
+        self._submitted = (batch, step)
+
+    def result(self) -> dict[str, float]:
+        """Run the submitted update; its statistics."""
+        (batch, step), self._submitted = self._submitted, None
+        return self.train(batch, step)
 
     def optimizer_state(self) -> dict[str, Any]:
         return self.optimizer.state_dict()
@@ -120,16 +133,36 @@ class ProcessTrainer:
         self._process.start()
         child_conn.close()
 
-    def _call(self, request: str, *args: Any) -> Any:
+    def _send(self, request: str, *args: Any) -> None:
         try:
             self._conn.send((request, *args))
+        except (OSError, BrokenPipeError):
+            self._died()
+
+    def _receive(self) -> Any:
+        try:
             kind, payload = self._conn.recv()
-        except (EOFError, OSError, BrokenPipeError):
-            self._process.join(timeout=1)
-            raise RuntimeError(f"the trainer process died (exit code {self._process.exitcode})") from None
+        except (EOFError, OSError):
+            self._died()
         if kind == "error":
             raise RuntimeError(f"in the trainer process: {payload}")
         return payload
+
+    def _died(self) -> None:
+        self._process.join(timeout=1)
+        raise RuntimeError(f"the trainer process died (exit code {self._process.exitcode})") from None
+
+    def _call(self, request: str, *args: Any) -> Any:
+        self._send(request, *args)
+        return self._receive()
+
+    def submit(self, batch: Unroll, step: int) -> None:
+        """Send ``batch`` to the child, which starts the update at once (``step`` = learner steps so far)."""
+        self._send("train", batch, step)
+
+    def result(self) -> dict[str, float]:
+        """Wait for the submitted update; its statistics."""
+        return self._receive()
 
     def train(self, batch: Unroll, step: int) -> dict[str, float]:
         """One learner update on ``batch`` in the child (``step`` = learner steps so far); its statistics."""
