@@ -374,9 +374,9 @@ def main() -> None:
     parser.add_argument("--config", help="training config (default: the bundled sample's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--layouts", type=parse_layout, nargs="+", default=None, metavar="NxK",
-                        help="actors x environments per actor; the first one is the headline (default: 2x8, the "
-                             "training default; add 8x2 for VALAN/IMPALA-like many small actors; cuda: 8x8 16x4 "
-                             "32x2)")
+                        help="actors x environments per actor; the first one is the headline (default: the "
+                             "config's own distributed.num_actors x envs_per_actor, 2x8 for the sample and 2x16 for "
+                             "configs/r2r.yaml; add 8x2 for VALAN/IMPALA-like many small actors; cuda: 8x8 16x4 32x2)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--warmup", type=float, default=6.0, help="seconds before each measurement window")
@@ -385,8 +385,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device visible to torch")
-    layouts = args.layouts or ([(8, 8), (16, 4), (32, 2)] if args.device == "cuda" else [(2, 8)])
     base = bench_config(args.config, args.overrides, args.device)
+    layouts = args.layouts or ([(8, 8), (16, 4), (32, 2)] if args.device == "cuda" else
+                               [(base.distributed.num_actors, base.distributed.envs_per_actor)])
     summary = run_benchmark(base, layouts, tuple(args.variants), args.warmup, args.window, args.repeats, args.device,
                             log=lambda line: print(line, flush=True))
     print(json.dumps(summary))

@@ -60,6 +60,29 @@ def test_the_process_trainer_updates_the_learners_parameters_as_the_thread_train
         process_trainer.close()
 
 
+def test_a_submitted_update_runs_in_the_child_before_its_result_is_asked_for():
+    """The learner assembles the next batch between submit and result: the child must not wait for it."""
+    import time
+
+    threaded, forked = toy_agent(), toy_agent()
+    thread_trainer = ThreadTrainer(threaded, toy.ToyProblem(), CONFIG, torch.device("cpu"))
+    process_trainer = ProcessTrainer(forked, toy.ToyProblem(), CONFIG)
+    try:
+        before = [p.detach().clone() for p in forked.parameters()]
+        process_trainer.submit(toy_batch(0), 0)
+        deadline = time.monotonic() + 30
+        while all(torch.equal(p, q) for p, q in zip(forked.parameters(), before)):
+            assert time.monotonic() < deadline, "the submitted update did not run before result()"
+            time.sleep(0.01)
+        stats = process_trainer.result()
+        thread_trainer.submit(toy_batch(0), 0)
+        assert stats["loss"] == pytest.approx(thread_trainer.result()["loss"], abs=1e-6)
+        for p, q in zip(forked.parameters(), threaded.parameters()):
+            torch.testing.assert_close(p, q, rtol=0, atol=1e-6)
+    finally:
+        process_trainer.close()
+
+
 def test_optimizer_state_crosses_to_a_new_process_trainer():
     trainer = ProcessTrainer(toy_agent(), toy.ToyProblem(), CONFIG)
     try:
