@@ -278,6 +278,8 @@ def _load_cached(path: Path, scan: str) -> ScanGraph | None:
         viewpoints, edges = header["viewpoints"], int(header["edges"])
     except (OSError, ValueError, KeyError, TypeError):  # an empty file cannot be mapped: ValueError
         return None
+    if not isinstance(viewpoints, list) or not all(isinstance(vp, str) for vp in viewpoints):
+        return None
     n = len(viewpoints)
     tables = []
     for (_, fmt, _), count in zip(_TABLES, (3 * n, n + 1, edges, n * n, n * n)):
