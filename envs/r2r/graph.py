@@ -45,9 +45,9 @@ if TYPE_CHECKING:
 CACHE_ENV = "VALAN_GRAPH_CACHE"  # the on-disk graph cache's folder, or "off"
 CACHE_FORMAT = "scan-graph-2"  # part of every cache key: bump it when the cached layout or meaning changes
 _MAGIC = b"VALANSG2"  # first bytes of a cached scan graph
-# The tables, in storage order: (name, memoryview format, NumPy dtype). Native byte order (part of the cache key).
-_TABLES = (("positions", "d", "float64"), ("offsets", "q", "int64"), ("indices", "q", "int64"),
-           ("distances", "d", "float64"), ("next_hop", "i", "int32"))
+# The tables, in storage order: (name, struct format: float64, int64 or int32, which NumPy reads as the same dtype).
+# Native byte order (part of the cache key).
+_TABLES = (("positions", "d"), ("offsets", "q"), ("indices", "q"), ("distances", "d"), ("next_hop", "i"))
 _SETTLE_S = 2.0  # seconds; a connectivity file changed more recently than this is hashed on every load
 
 
@@ -81,7 +81,7 @@ class ScanGraph:
         self.scan = scan
         self.viewpoints = viewpoints
         self.index = {vp: i for i, vp in enumerate(viewpoints)}
-        self._tables = {name: _flat(table, fmt) for (name, fmt, _), table in
+        self._tables = {name: _flat(table, fmt) for (name, fmt), table in
                         zip(_TABLES, (positions, offsets, indices, distances, next_hop))}
         self.distance_table = self._tables["distances"]
         self._neighbor_sets: dict[int, frozenset[int]] = {}  # filled on demand by adjacent()
@@ -97,13 +97,13 @@ class ScanGraph:
 
     def __reduce__(self) -> tuple:
         """Pickled as its tables' bytes (a memoryview does not pickle)."""
-        return ScanGraph, (self.scan, self.viewpoints, *(bytes(self._tables[name]) for name, _, _ in _TABLES))
+        return ScanGraph, (self.scan, self.viewpoints, *(bytes(self._tables[name]) for name, _ in _TABLES))
 
     def _array(self, name: str) -> np.ndarray:
         import numpy as np
 
-        dtype = dict((n, d) for n, _, d in _TABLES)[name]
-        return np.frombuffer(self._tables[name], dtype=dtype)
+        table = self._tables[name]
+        return np.frombuffer(table, dtype=table.format)
 
     @functools.cached_property
     def positions(self) -> np.ndarray:
@@ -252,7 +252,7 @@ def _save_cached(path: Path, graph: ScanGraph) -> None:
     try:
         with atomic_write(path, mode="wb", encoding=None) as f:
             f.write(_MAGIC + len(header).to_bytes(8, "little") + header)
-            for name, _, _ in _TABLES:
+            for name, _ in _TABLES:
                 table = graph._tables[name]
                 f.write(table)
                 f.write(b"\0" * (-table.nbytes % 8))
@@ -282,7 +282,7 @@ def _load_cached(path: Path, scan: str) -> ScanGraph | None:
         return None
     n = len(viewpoints)
     tables = []
-    for (_, fmt, _), count in zip(_TABLES, (3 * n, n + 1, edges, n * n, n * n)):
+    for (_, fmt), count in zip(_TABLES, (3 * n, n + 1, edges, n * n, n * n)):
         size = count * struct.calcsize(fmt)
         if size < 0 or end + size > len(data):
             return None

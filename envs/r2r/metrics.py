@@ -83,7 +83,7 @@ def dtw(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints) -> floa
 
 def ndtw(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints, threshold: float = DTW_THRESHOLD) -> float:
     """Normalized DTW in (0, 1]: ``exp(-dtw / (threshold * len(reference)))``; ``threshold`` in metres."""
-    return math.exp(-dtw(graph, trajectory, reference) / (threshold * len(reference)))
+    return _normalized(dtw(graph, trajectory, reference), len(reference), threshold)
 
 
 def sdtw(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoints, threshold: float = DTW_THRESHOLD,
@@ -128,6 +128,10 @@ def _dtw(d: Sequence[float], n: int, t: list[int], r: list[int]) -> float:
     return _dtw_from_costs([[d[i * n + j] for j in r] for i in t])
 
 
+def _normalized(dtw_metres: float, reference_length: int, threshold: float) -> float:
+    return math.exp(-dtw_metres / (threshold * reference_length))
+
+
 def _cls(d: Sequence[float], n: int, t: list[int], r: list[int], threshold: float) -> float:
     coverage = sum(math.exp(-min(d[i * n + j] for j in t) / threshold) for i in r) / len(r)
     expected = coverage * _length(d, n, r)
@@ -160,7 +164,7 @@ def score_episode(graph: ScanGraph, trajectory: Viewpoints, reference: Viewpoint
     shortest = d[r[0] * n + goal]
     longest = max(length, shortest)
     spl = (shortest / longest if longest > 0 else 1.0) if success else 0.0
-    normalized_dtw = math.exp(-_dtw(d, n, remove_repeats(t), r) / (DTW_THRESHOLD * len(r)))
+    normalized_dtw = _normalized(_dtw(d, n, remove_repeats(t), r), len(r), DTW_THRESHOLD)
     return {
         "nav_error": nav_error,
         "oracle_error": oracle_error,

@@ -28,7 +28,7 @@ import contextlib
 import io
 import multiprocessing
 import multiprocessing.connection
-from typing import Any, ContextManager
+from typing import Any, ContextManager, NoReturn
 
 import torch
 
@@ -148,7 +148,7 @@ class ProcessTrainer:
             raise RuntimeError(f"in the trainer process: {payload}")
         return payload
 
-    def _died(self) -> None:
+    def _died(self) -> NoReturn:
         self._process.join(timeout=1)
         raise RuntimeError(f"the trainer process died (exit code {self._process.exitcode})") from None
 
