@@ -23,6 +23,7 @@ MASKED_LOGIT = -1e9
 class AgentOutput(NamedTuple):
     logits: torch.Tensor  # (T, B, A), invalid actions at MASKED_LOGIT
     values: torch.Tensor  # (T, B) state values
+    progress: torch.Tensor | None = None  # (T, B) a progress monitor's estimate in [-1, 1], for agents with one
 
 
 def mask_logits(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,15 @@ Per step ``t`` (for each of ``B`` episodes; the blocks are those of ``valan.agen
     f_t        = tanh(W [h_t; text_ctx; visual_ctx])
     cand_k     = W_c [views[candidate_view_k]; geometry(candidate_geometry_k)] (+ a learned STOP vector, slot 0)
     logit_k    = f_t . cand_k / sqrt(H)        masked by candidate_mask;      value = MLP(f_t)
+    progress   = tanh(w_p . f_t)               with progress_monitor=True only (Ma et al. 2019): the share of
+                                               the distance to the goal made good, learned from obs["progress"]
 
 ``geometry`` embeds the 5 geometry features (relative heading and elevation as sin/cos, distance in metres).
+Options (off by default; docs/unseen.md has their measurements): ``visited=True`` adds a learned "been there"
+vector to the candidates the episode has already visited (``obs["candidate_visited"]``); ``odometry=True`` makes
+the core also read an embedding of ``obs["odometry"]`` (metres walked and the start's position in the agent's
+frame, in units of ``ODOMETRY_SCALE`` metres) beside the previous action; ``progress_monitor=True`` adds the
+progress head below.
 Visual features are read by index from ``feature_table`` (``(N, 36, D)``, a non-persistent buffer: checkpoints
 do not carry it) or, when the observation has them, from ``obs["features"]`` ``(36, D)``.
 
@@ -43,6 +50,8 @@ from valan.agents.layers import (Attention, InstructionEncoder, StackedLSTMCell,
                                  instruction_bank)
 
 GEOMETRY_FEATURES = 5  # sin/cos relative heading, sin/cos elevation, distance (metres)
+ODOMETRY_FEATURES = 4  # metres walked; the start ahead of, right of and above the agent (metres)
+ODOMETRY_SCALE = 10.0  # metres per unit of the odometry embedding's input (R2R paths are ~10 m long)
 
 State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -53,7 +62,8 @@ class R2RFollower(nn.Module):
     def __init__(self, vocab_size: int, feature_table: np.ndarray | torch.Tensor | None, feature_dim: int | None = None,
                  max_instruction_length: int = 80, embed_dim: int = 64, hidden_dim: int = 128, core_layers: int = 2,
                  geometry_dim: int = 32, dropout: float = 0.0, instruction_dropout: float = 0.0,
-                 visual: str = "features"):
+                 visual: str = "features", visited: bool = False, odometry: bool = False,
+                 progress_monitor: bool = False):
         super().__init__()
         if visual not in ("features", "none"):
             raise ValueError(f"visual must be 'features' or 'none', got {visual!r}")
@@ -70,18 +80,21 @@ class R2RFollower(nn.Module):
 
         self.instruction_encoder = InstructionEncoder(vocab_size, embed_dim, hidden_dim, dropout=instruction_dropout)
         self.geometry = nn.Sequential(nn.Linear(GEOMETRY_FEATURES, geometry_dim), nn.Tanh())
+        self.odometry = (nn.Sequential(nn.Linear(ODOMETRY_FEATURES, geometry_dim), nn.Tanh()) if odometry else None)
         if uses_features:
             self.visual_encoder = VisualEncoder(feature_dim, hidden_dim)
             self.view_pooling = Attention(hidden_dim, hidden_dim)
             self.visual_attention = Attention(hidden_dim, hidden_dim)
         views = hidden_dim if uses_features else 0  # width of the visual inputs (pooled panorama, contexts, views)
-        self.core = StackedLSTMCell(views + hidden_dim + geometry_dim, hidden_dim, core_layers)
+        self.core = StackedLSTMCell(views + hidden_dim + geometry_dim * (2 if odometry else 1), hidden_dim, core_layers)
         self.text_attention = Attention(hidden_dim, hidden_dim)
         self.state_projection = nn.Linear(2 * hidden_dim + views, hidden_dim)
         self.dropout = nn.Dropout(dropout)
         self.candidate_projection = nn.Linear(views + geometry_dim, hidden_dim)
         self.stop_embedding = nn.Parameter(torch.zeros(hidden_dim))
+        self.visited_embedding = nn.Parameter(torch.zeros(hidden_dim)) if visited else None
         self.value_head = nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
+        self.progress_head = nn.Linear(hidden_dim, 1) if progress_monitor else None
 
     def set_feature_table(self, table: np.ndarray | torch.Tensor) -> None:
         """Replace the ``(N, views, D)`` feature table (kept on the module's device, float32; ignored without a
@@ -113,7 +126,11 @@ class R2RFollower(nn.Module):
             step_views = views.unbind(0)  # per-step slices: one stacked gradient, not a zero tensor per index
         candidates = self.candidate_projection(torch.cat(candidate_inputs, dim=-1))
         candidates = torch.cat([candidates[:, :, :1] + self.stop_embedding, candidates[:, :, 1:]], dim=2)
+        if self.visited_embedding is not None:
+            candidates = candidates + obs["candidate_visited"].to(candidates.dtype).unsqueeze(-1) * self.visited_embedding
         previous_action = self.geometry(obs["previous_action_geometry"].float())  # (T, B, G)
+        if self.odometry is not None:
+            previous_action = torch.cat([previous_action, self.odometry(obs["odometry"].float() / ODOMETRY_SCALE)], -1)
         texts, text_masks = instruction_bank(self.instruction_encoder, obs["instruction"], obs["instruction_length"],
                                              first, text, text_mask)
 
@@ -137,7 +154,8 @@ class R2RFollower(nn.Module):
         logits = torch.einsum("tbh,tbkh->tbk", features, candidates) / math.sqrt(self.hidden_dim)
         logits = mask_logits(logits, obs["candidate_mask"].bool())
         values = self.value_head(features).squeeze(-1)
-        return AgentOutput(logits=logits, values=values), (h, c, f, texts[-1], text_masks[-1])
+        progress = None if self.progress_head is None else torch.tanh(self.progress_head(features).squeeze(-1))
+        return AgentOutput(logits, values, progress), (h, c, f, texts[-1], text_masks[-1])
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
         check_visual_weights(state_dict, prefix, "visual_encoder.", self.visual_mode)

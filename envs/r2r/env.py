@@ -31,6 +31,16 @@ being the current viewpoint (= STOP):
   at t = 0 and after a no-op).
 - ``time_step`` int64 (): actions taken so far; ``oracle_next_action`` int64 (): the slot of the first hop of a
   shortest path to the goal, 0 (STOP) at the goal and for episodes without a reference path (test splits).
+- with ``history=True`` only (the episode so far, for agents that read it; off by default, as it costs env time):
+
+  - ``candidate_visited`` int8 (1+K,): 1 where the candidate is a viewpoint the episode has already been at (the
+    start included), so an agent can tell a step back or a loop from new ground; 0 on slot 0 and padding.
+  - ``odometry`` float32 (4,): what the agent knows of its own moves (dead reckoning, metres): the length walked
+    so far, and the start's position relative to the agent: ahead of it, to its right, above it.
+  - ``progress`` float32 (): the share of the start's distance to the goal made good, ``1 - d(here) / d(start)``
+    (shortest-path metres; 1 at the goal, negative when farther than at the start, clipped at -1), the target of
+    a progress monitor (Ma et al. 2019); 0 without a reference path. Like ``oracle_next_action`` it is a training
+    label: an agent must not act on it.
 - with ``include_features=True`` only: ``features`` float32 (36, D), the current viewpoint's panorama.
 
 Global viewpoint indices run over *all scans of the connectivity directory* by default (``scans=`` restricts
@@ -62,6 +72,7 @@ from valan.features.stores import R2R_HEADINGS, R2R_VIEWS, FeatureStore, Synthet
 from valan.text import Vocabulary
 
 STOP = 0
+ODOMETRY_DIM = 4
 DEFAULT_MAX_CANDIDATES = 16
 """Largest node degree over all 90 Matterport3D scans is 13; 16 leaves room for denser custom graphs."""
 
@@ -139,6 +150,7 @@ class R2RWorld:
         self.slot_heading = np.zeros((n_total, slots), np.float64)
         self.slot_view = np.zeros((n_total, slots), np.int64)
         self.slot_geometry = np.zeros((n_total, slots, GEOMETRY_DIM), np.float32)
+        self.xyz = np.zeros((n_total, 3), np.float64)  # viewpoint positions, metres (within its scan's frame)
         self.scan_offset = np.zeros(n_total, np.int64)  # global index of the scan's first viewpoint
         self.local = np.zeros(n_total, np.int64)
         self.row_base = np.zeros(n_total, np.int64)
@@ -170,6 +182,7 @@ class R2RWorld:
             self.slot_geometry[rows, slot, 4] = np.linalg.norm(delta, axis=1)
             self.slot_viewpoint[off:off + n, 0] = np.arange(off, off + n)
             self.degree[off:off + n] = degree
+            self.xyz[off:off + n] = g.positions
             self.scan_offset[off:off + n] = off
             self.local[off:off + n] = np.arange(n)
             self.row_base[off:off + n] = block_base + np.arange(n) * n
@@ -181,6 +194,7 @@ class R2RWorld:
         self._dist = np.concatenate(dist_blocks)
         self._hop = np.concatenate(hop_blocks).astype(np.int64)
         candidate = (np.arange(slots)[None, :] >= 1) & (np.arange(slots)[None, :] <= self.degree[:, None])
+        self.slot_candidate = candidate  # bool: the slot holds a candidate (not slot 0, not padding)
         self.slot_mask = (candidate | (np.arange(slots) == 0)).astype(np.int8)
         self.slot_geometry[:, 0] = NO_MOVE_GEOMETRY
         # sin/cos of the candidates' absolute headings, zero elsewhere: rotating them by the agent's heading gives
@@ -250,13 +264,16 @@ class R2RWorld:
             raise InputError(f"unknown episode_id {instr_id!r}") from None
 
 
-def observation_space(world: R2RWorld, max_steps: int, features: FeatureStore | None = None) -> spaces.Dict:
+def observation_space(world: R2RWorld, max_steps: int, features: FeatureStore | None = None,
+                      history: bool = False) -> spaces.Dict:
     """The observation space of one episode (see the module docstring)."""
     slots, n = 1 + world.max_candidates, world.viewpoint_index.num_viewpoints
     length = world.max_instruction_length
     # Geometry: sin/cos terms in [-1, 1]; distance in [0, longest edge] metres.
     low = np.array([-1, -1, -1, -1, 0], np.float32)
-    high = np.array([1, 1, 1, 1, math.ceil(world.slot_geometry[..., 4].max())], np.float32)
+    longest_edge = math.ceil(world.slot_geometry[..., 4].max())
+    high = np.array([1, 1, 1, 1, longest_edge], np.float32)
+    reach = float(max_steps * longest_edge)  # metres an episode can walk
 
     def box(low: float, high: float, shape: tuple[int, ...], dtype: type) -> spaces.Box:
         return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
@@ -276,6 +293,10 @@ def observation_space(world: R2RWorld, max_steps: int, features: FeatureStore | 
         "time_step": box(0, max_steps, (), np.int64),
         "oracle_next_action": box(0, world.max_candidates, (), np.int64),
     }
+    if history:
+        space["candidate_visited"] = box(0, 1, (slots,), np.int8)
+        space["odometry"] = box(-reach, reach, (ODOMETRY_DIM,), np.float32)
+        space["progress"] = box(-1.0, 1.0, (), np.float32)
     if features is not None:
         space["features"] = feature_space(features, world.keys())
     return spaces.Dict(space)
@@ -286,12 +307,12 @@ class _Slots:
     (``valan.envs.batched.EpisodeSlots``)."""
 
     def __init__(self, world: R2RWorld, num_slots: int, reward: str, max_steps: int,
-                 features: FeatureStore | None):
+                 features: FeatureStore | None, history: bool = False):
         if reward not in REWARDS:
             raise InputError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
-        self.world, self.max_steps, self.features = world, max_steps, features
+        self.world, self.max_steps, self.features, self.history = world, max_steps, features, history
         self.reward_name, self._reward = reward, REWARDS[reward]
         self._track_ndtw = reward in NEEDS_NDTW
         k = num_slots
@@ -300,13 +321,17 @@ class _Slots:
         self.heading = np.zeros(k, np.float64)
         self.time = np.zeros(k, np.int64)
         self.previous_geometry = np.tile(NO_MOVE_GEOMETRY, (k, 1))
-        self.path = np.zeros((k, max_steps + 1), np.int64)  # visited viewpoints, start included, no repeats
+        self.path = np.full((k, max_steps + 1), -1, np.int64)  # viewpoints been at, start first, no repeats
+        # The history observations' state: path is -1 after its length, metres walked, where the episode started
+        self.walked = np.zeros(k, np.float64)  # metres
+        self.start_xyz = np.zeros((k, 3), np.float64)  # metres
+        self.start_distance = np.ones(k, np.float64)  # metres from the start to the goal (at least 1e-6)
         self.path_heading = np.zeros((k, max_steps + 1), np.float64)
         self.path_length = np.zeros(k, np.int64)
         self.returns = np.zeros(k, np.float64)
         self.path_ndtw = np.zeros(k, np.float64)
         self._geometry_cache: np.ndarray | None = None
-        self.observation_space = observation_space(world, max_steps, features)
+        self.observation_space = observation_space(world, max_steps, features, history)
         self.action_space = spaces.Discrete(1 + world.max_candidates)
 
     def start(self, slots: np.ndarray, episodes: np.ndarray) -> None:
@@ -317,6 +342,11 @@ class _Slots:
         self.heading[slots] = w.start_heading[episodes]
         self.time[slots] = 0
         self.previous_geometry[slots] = NO_MOVE_GEOMETRY
+        if self.history:
+            self.path[slots] = -1
+            self.walked[slots] = 0.0
+            self.start_xyz[slots] = w.xyz[w.start[episodes]]
+            self.start_distance[slots] = np.maximum(w.goal_distance(w.start[episodes], episodes), 1e-6)
         self.path[slots, 0] = w.start[episodes]
         self.path_heading[slots, 0] = w.start_heading[episodes]
         self.path_length[slots] = 1
@@ -344,6 +374,8 @@ class _Slots:
         nxt = w.slot_viewpoint[pos, chosen]
         new_heading = np.where(move, w.slot_heading[pos, chosen], heading)
         self.previous_geometry[slots] = self._geometry()[slots, chosen]
+        if self.history:
+            self.walked[slots] += self.previous_geometry[slots, 4]
         time = self.time[slots] + (actions != STOP)
         ended = (actions == STOP) | (time >= self.max_steps)
         episodes = self.episode[slots]
@@ -403,9 +435,28 @@ class _Slots:
             "time_step": self.time.copy(),
             "oracle_next_action": np.where((pos == goal) | ~w.has_reference[episodes], STOP, first),
         }
+        if self.history:
+            obs.update(self._history())
         if self.features is not None:
             obs["features"] = np.stack([self.features.get(w.viewpoint_scans[g], w.viewpoint_ids[g]) for g in pos])
         return obs
+
+    def _history(self) -> dict[str, np.ndarray]:
+        """The ``history`` observations: ``candidate_visited``, ``odometry`` and ``progress``."""
+        w, pos, episodes = self.world, self.position, self.episode
+        # path holds -1 past its length, so only viewpoints been at match a candidate
+        visited = (w.slot_viewpoint[pos][:, :, None] == self.path[:, None, :]).any(-1) & w.slot_candidate[pos]
+        # The start relative to the agent, in its frame (heading clockwise from +y: ahead = (sin, cos)).
+        back = self.start_xyz - w.xyz[pos]
+        sin_h, cos_h = np.sin(self.heading), np.cos(self.heading)
+        odometry = np.empty((len(pos), ODOMETRY_DIM), np.float32)
+        odometry[:, 0] = self.walked
+        odometry[:, 1] = back[:, 0] * sin_h + back[:, 1] * cos_h
+        odometry[:, 2] = back[:, 0] * cos_h - back[:, 1] * sin_h
+        odometry[:, 3] = back[:, 2]
+        progress = np.clip(1.0 - w.goal_distance(pos, episodes) / self.start_distance, -1.0, 1.0)
+        return {"candidate_visited": visited.astype(np.int8), "odometry": odometry,
+                "progress": (progress * w.has_reference[episodes]).astype(np.float32)}
 
     def picture(self, slot: int) -> Any:
         """The episode of ``slot`` so far, top-down (``valan.envs.r2r.drawing``): one panel per floor with the
@@ -443,13 +494,13 @@ def _r2r_slots(num_slots: int, data: PathLike | Sequence[PathLike] | None,
                connectivity: PathLike | Connectivity | None, vocab: PathLike | Vocabulary | None,
                features: FeatureStore | PathLike | None, split_episodes: Sequence[R2REpisode] | None, reward: str,
                max_steps: int, max_instruction_length: int, max_candidates: int, include_features: bool,
-               scans: Sequence[str] | None) -> tuple[_Slots, FeatureStore]:
+               scans: Sequence[str] | None, history: bool) -> tuple[_Slots, FeatureStore]:
     """The slots of an R2R env (arguments as ``R2REnv``'s) and its feature store."""
     world = R2RWorld.from_sources(data, connectivity, vocab, split_episodes,
                                   max_instruction_length=max_instruction_length, max_candidates=max_candidates,
                                   scans=scans)
     features = feature_store(features, SyntheticFeatures(), R2R_VIEWS)
-    return _Slots(world, num_slots, reward, max_steps, features if include_features else None), features
+    return _Slots(world, num_slots, reward, max_steps, features if include_features else None, history), features
 
 
 class R2REnv(SingleEpisodeEnv):
@@ -470,6 +521,7 @@ class R2REnv(SingleEpisodeEnv):
         max_candidates: candidate slots; construction fails naming the scan and viewpoint if one has more
             neighbours.
         include_features: put the current viewpoint's ``(36, D)`` features into observations.
+        history: put ``candidate_visited``, ``odometry`` and ``progress`` into observations (module docstring).
         scans: scans of the global viewpoint index; default all scans of the connectivity folder.
         render_mode: ``"rgb_array"``: ``render()`` returns the top-down picture of the episode so far (per floor:
             the graph, the reference path, the path taken, start, goal and the 3 m success circle, the instruction).
@@ -482,9 +534,9 @@ class R2REnv(SingleEpisodeEnv):
                  features: FeatureStore | PathLike | None = None, split_episodes: Sequence[R2REpisode] | None = None,
                  reward: str = "distance", max_steps: int = 12, max_instruction_length: int = 80,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
-                 scans: Sequence[str] | None = None, render_mode: str | None = None):
+                 scans: Sequence[str] | None = None, history: bool = False, render_mode: str | None = None):
         super().__init__(*_r2r_slots(1, data, connectivity, vocab, features, split_episodes, reward, max_steps,
-                                     max_instruction_length, max_candidates, include_features, scans),
+                                     max_instruction_length, max_candidates, include_features, scans, history),
                          render_mode=render_mode)
 
     @property
@@ -512,10 +564,11 @@ class BatchedR2REnv(BatchedEnv):
                  features: FeatureStore | None = None, split_episodes: Sequence[R2REpisode] | None = None,
                  reward: str = "distance", max_steps: int = 12, max_instruction_length: int = 80,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
-                 scans: Sequence[str] | None = None, evaluation: bool = False, seed: int = 0,
-                 episode_weights: np.ndarray | None = None):
+                 scans: Sequence[str] | None = None, history: bool = False, evaluation: bool = False,
+                 seed: int = 0, episode_weights: np.ndarray | None = None):
         super().__init__(*_r2r_slots(num_envs, data, connectivity, vocab, features, split_episodes, reward,
-                                     max_steps, max_instruction_length, max_candidates, include_features, scans),
+                                     max_steps, max_instruction_length, max_candidates, include_features, scans,
+                                     history),
                          evaluation, seed, episode_weights)
 
     @property

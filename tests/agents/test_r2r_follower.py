@@ -15,12 +15,16 @@ from valan.problems import get_problem
 SMALL = ["agent.hidden_dim=32", "agent.embed_dim=16", "agent.geometry_dim=8"]
 
 
-@pytest.fixture(scope="module", params=["features", "none"])
+@pytest.fixture(scope="module", params=["features", "none", "none+visited+odometry+monitor"])
 def setup(request):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small model on a shared 2-core machine: intra-op threads only add contention
     torch.manual_seed(0)
-    config = apply_overrides(load_train_config(), [*SMALL, f"agent.visual={request.param}"])
+    visual, *options = request.param.split("+")
+    extra = {"visited": ["agent.visited=true"], "odometry": ["agent.odometry=true"],
+             "monitor": ["agent.progress_monitor=0.5"]}
+    config = apply_overrides(load_train_config(), [*SMALL, f"agent.visual={visual}",
+                                                    *(o for name in options for o in extra[name])])
     problem = get_problem("r2r")
     table = problem.feature_table(config)
     yield config, problem, table, problem.make_agent(config, table)
@@ -49,6 +53,13 @@ def _stack(record):
     return obs, torch.from_numpy(np.stack([r[1] for r in record]))
 
 
+def _walk(setup, num_envs: int, steps: int, seed: int):
+    """Observations and episode starts ``(steps, num_envs)`` of random walks on training episodes."""
+    config, problem, _, agent = setup
+    env = problem.make_env(config, "train", num_envs, seed=seed, evaluation=False)
+    return _stack(_act(agent, env, steps, np.random.default_rng(seed)))
+
+
 def test_acting_one_step_at_a_time_equals_learning_over_the_sequence(setup):
     config, problem, _, agent = setup
     env = problem.make_env(config, "train", 6, seed=1, evaluation=False)
@@ -58,6 +69,7 @@ def test_acting_one_step_at_a_time_equals_learning_over_the_sequence(setup):
     out, _ = agent(obs, agent.initial_state(6), first)  # gradients on: instructions re-encoded at step 0
     torch.testing.assert_close(out.logits, torch.stack([r[2] for r in record]), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out.values, torch.stack([r[3] for r in record]), atol=1e-5, rtol=1e-5)
+    assert (out.progress is None) == (config.agent.progress_monitor == 0)
     # Learning from a mid-sequence state (the unroll's initial_state) gives the same outputs too.
     with torch.no_grad():
         _, state = agent({k: v[:5] for k, v in obs.items()}, agent.initial_state(6), first[:5])
@@ -173,3 +185,43 @@ def test_checkpoints_saved_before_agent_visual_load_with_their_visual_pathway(se
     del saved["agent"]["visual"]  # what valan wrote before agent.visual existed
     old = config_from_dict(saved)
     assert old.agent.visual == "features" and old.resolve_visual() == "features"
+
+
+def test_the_been_there_vector_moves_only_visited_candidates(setup):
+    config, problem, table, agent = setup
+    if agent.visited_embedding is None:
+        pytest.skip("agent.visited is off in this configuration")
+    obs, first = _walk(setup, 6, 10, seed=2)
+    visited = obs["candidate_visited"].bool() & obs["candidate_mask"].bool()
+    assert visited.any() and not visited[..., 0].any()
+    before, _ = agent(obs, agent.initial_state(6), first)
+    state = {k: v.clone() for k, v in agent.state_dict().items()}
+    try:
+        with torch.no_grad():
+            agent.visited_embedding.normal_()
+        after, _ = agent(obs, agent.initial_state(6), first)
+        moved = ~torch.isclose(after.logits, before.logits)
+        assert moved[visited].all() and not moved[~visited].any()
+    finally:
+        agent.load_state_dict(state)
+
+
+def test_the_progress_monitor_learns_from_the_observations_progress(setup):
+    from valan.learning.unroll import Unroll
+
+    config, problem, table, agent = setup
+    if agent.progress_head is None:
+        pytest.skip("no progress monitor in this configuration")
+    obs, first = _walk(setup, 6, 13, seed=3)
+    T1, B = first.shape
+    unroll = Unroll(obs, reward=torch.zeros(T1, B), done=first, first=first, action=obs["oracle_next_action"],
+                    behaviour_logits=torch.zeros(T1, B, 17), policy_version=torch.zeros(T1, B, dtype=torch.long),
+                    teacher_forced=torch.zeros(B, dtype=torch.bool), initial_state=agent.initial_state(B))
+    agent.zero_grad()
+    loss, stats = problem.loss(agent, unroll, config)
+    loss.backward()
+    with torch.no_grad():
+        out, _ = agent(obs, agent.initial_state(6), first)
+    expected = (out.progress[:-1] - obs["progress"][:-1]).pow(2).mean()
+    assert stats["progress_loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert agent.progress_head.weight.grad.abs().sum() > 0

@@ -72,6 +72,24 @@ def test_mixed_unrolls_split_between_imitation_and_vtrace_by_hand():
     assert values.grad[0, 1] < 0 and values.grad[1].abs().sum() == 0 and values.grad[0, 0] == 0
 
 
+def test_student_forcing_with_rl_cost_adds_weighted_vtrace_on_sampled_unrolls_by_hand():
+    # The mixed test's unroll: column 0 teacher-forced, column 1 sampled. Imitation now on both columns (the
+    # sampled column's label is action 0: CE log 2 as well); V-trace on column 1 only, weighted 0.25.
+    logits = torch.zeros(2, 2, 2)
+    values = torch.tensor([[0.0, 0.5], [0.0, 7.0]])
+    unroll = _unroll(2, 2, oracle_next_action=torch.tensor([[1, 0], [0, 0]]), action=torch.tensor([[1, 1], [0, 0]]),
+                     reward=torch.tensor([[0.0, 0.0], [0.0, 1.0]]), done=torch.tensor([[False, False], [True, True]]),
+                     behaviour_logits=torch.zeros(2, 2, 2), teacher_forced=torch.tensor([True, False]))
+    learning = LearningConfig(mode="student_forcing", rl_cost=0.25, baseline_cost=0.5, entropy_cost=0.01, gamma=0.9)
+    loss, stats = unroll_loss(logits, values, unroll, learning)
+    imitation = 2 * math.log(2.0) / 2
+    rl = -(math.log(0.5) * 0.5) / 2 + 0.5 * (0.5 * (1.0 - 0.5) ** 2 / 2) - 0.01 * math.log(2.0) / 2
+    assert loss.item() == pytest.approx(imitation + 0.25 * rl, rel=1e-6)
+    assert stats["imitation_fraction"] == pytest.approx(1.0) and stats["mean_value_target"] == pytest.approx(1.0)
+    without, _ = unroll_loss(logits, values, unroll, LearningConfig(mode="student_forcing"))
+    assert without.item() == pytest.approx(imitation, rel=1e-6)
+
+
 def test_vtrace_clips_off_policy_importance_weights():
     # The behaviour policy took action 1 with probability 0.1; the target gives it 0.5 -> ratio 5, clipped to 1.
     behaviour = torch.tensor([[[math.log(9.0), 0.0]], [[0.0, 0.0]]])

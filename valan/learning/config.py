@@ -23,6 +23,7 @@ class LearningConfig:
     # on teacher-forced unrolls, V-trace RL on the others; rl: V-trace only
     mode: LearningMode = "imitation"
     p_imitation: float = 0.5  # share of teacher-forced unrolls in "mixed" (VALAN: 0.5) and "student_forcing" modes
+    rl_cost: float = 0.0  # student_forcing: weight of V-trace on the unrolls that sampled the policy (0: none)
     unroll_length: int = 12  # T (the unroll holds T + 1 steps, the first overlapping the previous unroll)
     batch_size: int = 16  # B, unrolls per learner step
     lr: float = 1e-3  # Adam learning rate
@@ -47,6 +48,7 @@ class LearningConfig:
 
     def __post_init__(self) -> None:
         require(0.0 <= self.p_imitation <= 1.0, "learning.p_imitation must be in [0, 1]")
+        require(self.rl_cost >= 0, "learning.rl_cost must be >= 0")
         require(self.unroll_length >= 1 and self.batch_size >= 1, "learning.unroll_length and batch_size must be >= 1")
         require(self.lr > 0 and self.lr_decay_steps > 0 and self.lr_decay_rate > 0, "learning.lr, lr_decay_* must be > 0")
         require(0.0 <= self.gamma <= 1.0, "learning.gamma must be in [0, 1]")

@@ -10,7 +10,8 @@ Which steps learn from what (``learning.mode``):
 - ``"rl"``: V-trace actor-critic on every step.
 - ``"imitation"`` (teacher forcing: the actors execute ``oracle_next_action``) and ``"student_forcing"``
   (the actors sample the policy, except in a ``p_imitation`` share of teacher-forced unrolls; 0 = pure student
-  forcing): cross-entropy to ``oracle_next_action`` on every step.
+  forcing): cross-entropy to ``oracle_next_action`` on every step. With ``rl_cost > 0`` student forcing also
+  learns by V-trace, weighted ``rl_cost``, on the unrolls that sampled the policy.
 - ``"mixed"``: per unroll, imitation where ``unroll.teacher_forced``, V-trace elsewhere. Teacher-forced unrolls
   are not used for V-trace: their actions are not the behaviour policy's.
 
@@ -47,17 +48,19 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_p.exp() * log_p).sum(-1)
 
 
-def _learning_masks(unroll: Unroll, mode: str, shape: torch.Size, device: torch.device
+def _learning_masks(unroll: Unroll, mode: str, rl_cost: float, shape: torch.Size, device: torch.device
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Bool ``(T, B)`` masks: valid steps, steps learned by imitation, steps learned by V-trace."""
     valid = (torch.ones(shape, dtype=torch.bool, device=device) if unroll.valid is None
              else unroll.valid[:-1].bool())
-    if mode in ("imitation", "student_forcing"):
+    teacher_forced = unroll.teacher_forced.bool().to(device).unsqueeze(0)
+    if mode == "imitation" or (mode == "student_forcing" and rl_cost == 0):
         return valid, valid, torch.zeros_like(valid)
+    if mode == "student_forcing":
+        return valid, valid, valid & ~teacher_forced
     if mode == "rl":
         return valid, torch.zeros_like(valid), valid
     if mode == "mixed":
-        teacher_forced = unroll.teacher_forced.bool().to(device).unsqueeze(0)
         return valid, valid & teacher_forced, valid & ~teacher_forced
     raise ValueError(f"unknown learning mode {mode!r}")
 
@@ -67,7 +70,8 @@ def unroll_loss(logits: torch.Tensor, values: torch.Tensor, unroll: Unroll, lear
     """Scalar loss and float statistics from the agent's ``logits`` ``(T+1, B, A)`` and ``values`` ``(T+1, B)``
     over ``unroll`` (see the module docstring for the convention and the modes)."""
     step_logits, step_values = logits[:-1], values[:-1]
-    valid, imitation, rl = _learning_masks(unroll, learning.mode, step_values.shape, step_values.device)
+    valid, imitation, rl = _learning_masks(unroll, learning.mode, learning.rl_cost, step_values.shape,
+                                           step_values.device)
     num_steps = valid.sum().clamp(min=1).float()
     zero = step_values.sum() * 0.0
     stats: dict[str, float] = {}
@@ -106,13 +110,25 @@ def unroll_loss(logits: torch.Tensor, values: torch.Tensor, unroll: Unroll, lear
             stats["clipped_rho_fraction"] = float((rhos > learning.rho_bar).float().mean())
             stats["mean_value_target"] = float(vtrace.vs[rl].mean())
 
-    loss = imitation_loss + policy_loss + learning.baseline_cost * baseline_loss - learning.entropy_cost * entropy_term
+    rl_weight = learning.rl_cost if learning.mode == "student_forcing" else 1.0
+    loss = imitation_loss + rl_weight * (policy_loss + learning.baseline_cost * baseline_loss
+                                         - learning.entropy_cost * entropy_term)
     with torch.no_grad():
         stats["loss"] = float(loss)
         stats["entropy"] = float(step_entropy[valid].mean()) if valid.any() else 0.0
         stats["mean_value"] = float(step_values[valid].mean()) if valid.any() else 0.0
         stats["imitation_fraction"] = float(imitation.sum() / num_steps)
     return loss, stats
+
+
+def progress_loss(progress: torch.Tensor, unroll: Unroll) -> torch.Tensor:
+    """Mean squared error of a progress monitor's estimates ``(T+1, B)`` against the observations' ``progress``
+    over the unroll's learned steps ``0 .. T - 1`` (valid steps only)."""
+    error = (progress[:-1] - unroll.observations["progress"][:-1].to(progress.dtype)).pow(2)
+    if unroll.valid is None:
+        return error.mean()
+    valid = unroll.valid[:-1].to(error.dtype)
+    return (error * valid).sum() / valid.sum().clamp(min=1)
 
 
 def agent_loss(agent: torch.nn.Module, unroll: Unroll, learning: LearningConfig

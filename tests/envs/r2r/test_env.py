@@ -53,6 +53,13 @@ def test_gymnasium_make_and_check_env_pass():
     assert set(obs) == {"instruction", "instruction_length", "viewpoint", "heading", "elevation", "candidates",
                         "candidate_mask", "candidate_view", "candidate_geometry", "previous_action_geometry",
                         "time_step", "oracle_next_action"}
+    history = R2REnv(history=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(history, skip_render_check=True)
+    obs, _ = history.reset(seed=3)
+    assert history.observation_space.contains(obs)
+    assert set(obs) - set(env.observation_space.spaces) == {"candidate_visited", "odometry", "progress"}
 
 
 def test_check_env_passes_with_features_and_ndtw_reward():
@@ -130,6 +137,36 @@ def test_candidates_are_graph_neighbours_with_correct_geometry(env, graphs):
     assert checked > 500
 
 
+def test_visited_candidates_and_odometry_follow_the_walk(graphs):
+    """Random walks, checked against a separate record of where the agent has been and how far it walked."""
+    env = R2REnv(history=True)
+    rng = np.random.default_rng(5)
+    obs, _ = env.reset(seed=5)
+    start, walked, been, revisits = _where(env, obs)[1], 0.0, {_where(env, obs)[1]}, 0
+    for _ in range(300):
+        scan, here = _where(env, obs)
+        graph = graphs.graph(scan)
+        mask = obs["candidate_mask"].astype(bool)
+        expected = [k > 0 and mask[k] and env.world.viewpoint_ids[obs["candidates"][k]] in been
+                    for k in range(len(mask))]
+        np.testing.assert_array_equal(obs["candidate_visited"].astype(bool), expected)
+        revisits += sum(expected)
+        heading = float(obs["heading"])
+        back = graph.positions[graph.local_index(start)] - graph.positions[graph.local_index(here)]
+        ahead = back[0] * math.sin(heading) + back[1] * math.cos(heading)
+        right = back[0] * math.cos(heading) - back[1] * math.sin(heading)
+        np.testing.assert_allclose(obs["odometry"], [walked, ahead, right, back[2]], atol=1e-4)
+        assert np.hypot(ahead, right) == pytest.approx(np.hypot(back[0], back[1]), abs=1e-4)
+        action = _random_valid(rng, mask, allow_stop=rng.random() < 0.1)
+        walked += float(obs["candidate_geometry"][action, 4])
+        obs, _, terminated, _, _ = env.step(action)
+        been.add(_where(env, obs)[1])
+        if terminated:
+            obs, _ = env.reset()
+            start, walked, been = _where(env, obs)[1], 0.0, {_where(env, obs)[1]}
+    assert revisits > 20  # random walks step back often: the flag was exercised
+
+
 def test_masked_action_is_a_no_op_that_counts_as_a_step(env):
     obs, _ = env.reset(seed=1)
     invalid = int(np.flatnonzero(obs["candidate_mask"] == 0)[0])
@@ -197,6 +234,27 @@ def test_oracle_return_and_success_reward(sample_train, graphs):
                 assert rewards == pytest.approx(edges + [4.0], abs=1e-6)
             else:
                 assert rewards == [0.0] * (len(path) - 1) + [1.0]
+
+
+def test_progress_is_the_share_of_the_distance_made_good(sample_train, graphs):
+    env = R2REnv(history=True)
+    rng = np.random.default_rng(3)
+    for episode in load_r2r(sample_train)[::60]:
+        graph = graphs.graph(episode.scan)
+        obs, _ = env.reset(options={"episode_id": episode.instr_id})
+        assert obs["progress"] == 0.0
+        at_start, terminated, seen, action = graph.distance(episode.start, episode.goal), False, [], None
+        while not terminated:  # wander first, then follow the oracle: progress falls and rises
+            random_step = len(seen) < 3
+            action = _random_valid(rng, obs["candidate_mask"], allow_stop=False) if random_step else int(
+                obs["oracle_next_action"])
+            obs, _, terminated, _, _ = env.step(action)
+            here = _where(env, obs)[1]
+            expected = max(-1.0, 1 - graph.distance(here, episode.goal) / at_start)
+            assert obs["progress"] == pytest.approx(expected, abs=1e-5)
+            seen.append(float(obs["progress"]))
+        if action == 0:  # the oracle stopped: at the goal
+            assert seen[-1] == 1.0
 
 
 def test_ndtw_reward_is_the_change_in_ndtw_of_the_path(sample_train, graphs):

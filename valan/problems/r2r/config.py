@@ -33,6 +33,17 @@ class R2REnvConfig(EnvConfig):
 @dataclass
 class R2RAgentConfig(AgentConfig):
     geometry_dim: int = 32  # size of the projected candidate/previous-action geometry
+    # Options measured on dev_unseen with synthetic features and left off (docs/unseen.md): none of them moved SR/SPL
+    visited: bool = False  # a learned "been there" vector on candidates the episode has already visited
+    odometry: bool = False  # the core also reads the metres walked and where the start lies (dead reckoning)
+    # weight of a progress monitor's loss (Ma et al. 2019: a head estimating the share of the distance to the goal
+    # made good, trained by squared error beside the policy's loss); 0: no monitor head
+    progress_monitor: float = 0.0
+
+    def reads_history(self) -> bool:
+        """Whether the follower needs the environment's ``history`` observations (visited flags, odometry,
+        progress)."""
+        return self.visited or self.odometry or self.progress_monitor > 0
 
 
 @dataclass

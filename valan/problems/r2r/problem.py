@@ -57,7 +57,7 @@ class R2RProblem(Problem):
             num_envs, data=config.data.split_files(split), connectivity=config.data.resolve(config.data.connectivity),
             vocab=self.vocabulary(config), reward=config.env.reward, max_steps=config.env.max_steps,
             max_instruction_length=config.env.max_instruction_length, max_candidates=config.env.max_candidates,
-            evaluation=evaluation, seed=seed, episode_weights=weights)
+            history=config.agent.reads_history(), evaluation=evaluation, seed=seed, episode_weights=weights)
         if evaluation or config.learning.curriculum == "none":
             return env
         from valan.problems.r2r.curriculum import CurriculumEnv, CurriculumSchedule, difficulty_order
@@ -99,13 +99,20 @@ class R2RProblem(Problem):
         return R2RFollower(len(self.vocabulary(config)), feature_table,
                            max_instruction_length=config.env.max_instruction_length, embed_dim=a.embed_dim,
                            hidden_dim=a.hidden_dim, core_layers=a.core_layers, geometry_dim=a.geometry_dim,
-                           dropout=a.dropout, instruction_dropout=a.instruction_dropout, visual=config.resolve_visual())
+                           dropout=a.dropout, instruction_dropout=a.instruction_dropout, visual=config.resolve_visual(),
+                           visited=a.visited, odometry=a.odometry, progress_monitor=a.progress_monitor > 0)
 
     def loss(self, agent: torch.nn.Module, unroll: Unroll, config: R2RConfig
              ) -> tuple[torch.Tensor, dict[str, float]]:
-        from valan.learning.losses import agent_loss
+        from valan.learning.losses import progress_loss, unroll_loss
 
-        return agent_loss(agent, unroll, config.learning)
+        output, _ = agent(unroll.observations, unroll.initial_state, unroll.first.bool())
+        loss, stats = unroll_loss(output.logits, output.values, unroll, config.learning)
+        if output.progress is not None:
+            monitor = progress_loss(output.progress, unroll)
+            loss = loss + config.agent.progress_monitor * monitor
+            stats["progress_loss"] = float(monitor.detach())
+        return loss, stats
 
     def evaluate(self, config: R2RConfig, split: str, predictions: list[dict]) -> dict[str, float]:
         """R2R summary metrics (``valan.envs.r2r.metrics.SUMMARY_KEYS``) of leaderboard predictions on ``split``."""
