@@ -107,18 +107,19 @@ class NDHWorld(R2RWorld):
 def _ndh_slots(num_slots: int, data, connectivity, vocab, features: FeatureStore | None,
                split_episodes: Sequence[NDHEpisode] | None, path_type: str, reward: str, max_steps: int,
                max_instruction_length: int, max_candidates: int, include_features: bool,
-               scans: Sequence[str] | None) -> tuple[_Slots, FeatureStore]:
+               scans: Sequence[str] | None, history: bool) -> tuple[_Slots, FeatureStore]:
     world = NDHWorld.from_sources(data, connectivity, vocab, split_episodes, path_type=path_type,
                                   max_instruction_length=max_instruction_length, max_candidates=max_candidates,
                                   scans=scans)
     features = feature_store(features, SyntheticFeatures(), R2R_VIEWS)  # a store, or its path
-    return _Slots(world, num_slots, reward, max_steps, features if include_features else None), features
+    return _Slots(world, num_slots, reward, max_steps, features if include_features else None, history), features
 
 
 class NDHEnv(SingleEpisodeEnv):
     """One NDH instance at a time (gymnasium API). Arguments are ``R2REnv``'s (``data`` = NDH JSON files, default
     the bundled format sample's train split; ``split_episodes`` = loaded ``NDHEpisode``s) plus ``path_type``;
-    ``max_steps`` defaults to 20 and ``max_instruction_length`` to 120 tokens."""
+    ``max_steps`` defaults to 20 and ``max_instruction_length`` to 120 tokens. ``history`` is R2R's (the agent's
+    own moves so far), not the dialog history, which is always in ``instruction``."""
 
     world: NDHWorld
 
@@ -127,9 +128,10 @@ class NDHEnv(SingleEpisodeEnv):
                  reward: str = "distance", max_steps: int = DEFAULT_MAX_STEPS,
                  max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
-                 scans: Sequence[str] | None = None, render_mode: str | None = None):
+                 scans: Sequence[str] | None = None, history: bool = False, render_mode: str | None = None):
         super().__init__(*_ndh_slots(1, data, connectivity, vocab, features, split_episodes, path_type, reward,
-                                     max_steps, max_instruction_length, max_candidates, include_features, scans),
+                                     max_steps, max_instruction_length, max_candidates, include_features, scans,
+                                     history),
                          render_mode=render_mode)
 
 
@@ -144,7 +146,8 @@ class BatchedNDHEnv(BatchedEnv):
                  reward: str = "distance", max_steps: int = DEFAULT_MAX_STEPS,
                  max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
-                 scans: Sequence[str] | None = None, evaluation: bool = False, seed: int = 0):
+                 scans: Sequence[str] | None = None, history: bool = False, evaluation: bool = False,
+                 seed: int = 0):
         super().__init__(*_ndh_slots(num_envs, data, connectivity, vocab, features, split_episodes, path_type,
                                      reward, max_steps, max_instruction_length, max_candidates, include_features,
-                                     scans), evaluation, seed)
+                                     scans, history), evaluation, seed)

@@ -46,9 +46,10 @@ def test_distance_reward_measures_progress_to_the_nearest_end_pano():
     episodes = load_ndh(VAL)
     # an instance whose player path ends short of the region's nearest viewpoint on the path
     episode = next(e for e in episodes if len(e.end_panos) > 1 and len(e.player_path) > 2)
-    env = NDHEnv(split_episodes=[episode], path_type="player_path")
+    env = NDHEnv(split_episodes=[episode], path_type="player_path", history=True)
     world = env.world
     obs, info = env.reset(options={"episode_id": episode.inst_idx})
+    assert obs["progress"] == 0.0
     assert info["inst_idx"] == info["episode_id"] == episode.inst_idx
     graph = world.connectivity.graph(episode.scan)
     here = episode.player_path[0]
@@ -60,6 +61,8 @@ def test_distance_reward_measures_progress_to_the_nearest_end_pano():
         after = min(graph.distance(nxt, e) for e in episode.end_panos)
         rewards.append(reward)
         assert reward == pytest.approx(np.clip(before - after, -1, 1), abs=1e-6)
+        at_start = min(graph.distance(episode.player_path[0], e) for e in episode.end_panos)
+        assert obs["progress"] == pytest.approx(max(-1.0, 1 - after / at_start), abs=1e-5)  # toward the region
         here = nxt
     _, reward, terminated, _, record = env.step(0)
     region = min(graph.distance(here, e) for e in episode.end_panos)
