@@ -131,11 +131,17 @@ def progress_loss(progress: torch.Tensor, unroll: Unroll) -> torch.Tensor:
     return (error * valid).sum() / valid.sum().clamp(min=1)
 
 
-def agent_loss(agent: torch.nn.Module, unroll: Unroll, learning: LearningConfig
+def agent_loss(agent: torch.nn.Module, unroll: Unroll, learning: LearningConfig, progress_cost: float = 0.0
                ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Run ``agent`` over the ``T + 1`` steps of a tensor ``unroll`` from its ``initial_state``; :func:`unroll_loss`."""
+    """Run ``agent`` over the ``T + 1`` steps of a tensor ``unroll`` from its ``initial_state``; :func:`unroll_loss`,
+    plus ``progress_cost`` times :func:`progress_loss` when the agent has a progress monitor."""
     output, _ = agent(unroll.observations, unroll.initial_state, unroll.first.bool())
-    return unroll_loss(output.logits, output.values, unroll, learning)
+    loss, stats = unroll_loss(output.logits, output.values, unroll, learning)
+    if output.progress is not None:
+        monitor = progress_loss(output.progress, unroll)
+        loss = loss + progress_cost * monitor
+        stats["progress_loss"] = float(monitor.detach())
+    return loss, stats
 
 
 # ------------------------------------------------------------------------------------------ binary losses

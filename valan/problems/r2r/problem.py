@@ -104,15 +104,9 @@ class R2RProblem(Problem):
 
     def loss(self, agent: torch.nn.Module, unroll: Unroll, config: R2RConfig
              ) -> tuple[torch.Tensor, dict[str, float]]:
-        from valan.learning.losses import progress_loss, unroll_loss
+        from valan.learning.losses import agent_loss
 
-        output, _ = agent(unroll.observations, unroll.initial_state, unroll.first.bool())
-        loss, stats = unroll_loss(output.logits, output.values, unroll, config.learning)
-        if output.progress is not None:
-            monitor = progress_loss(output.progress, unroll)
-            loss = loss + config.agent.progress_monitor * monitor
-            stats["progress_loss"] = float(monitor.detach())
-        return loss, stats
+        return agent_loss(agent, unroll, config.learning, progress_cost=config.agent.progress_monitor)
 
     def evaluate(self, config: R2RConfig, split: str, predictions: list[dict]) -> dict[str, float]:
         """R2R summary metrics (``valan.envs.r2r.metrics.SUMMARY_KEYS``) of leaderboard predictions on ``split``."""
