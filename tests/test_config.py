@@ -65,6 +65,8 @@ def test_overrides_coerce_by_field_type():
     ("learning.batch_size=abc", "learning.batch_size: expected an integer"),
     ("learning.mode=reinforce", "learning.mode: 'reinforce' is not one of mixed, imitation, rl, student_forcing"),
     ("learning.p_imitation=1.5", "p_imitation must be in \\[0, 1\\]"),
+    ("learning.rl_cost=-0.5", "learning.rl_cost must be >= 0"),
+    ("agent.progress_monitor=-1", "agent.progress_monitor must be >= 0"),
     ("learning.lr", "must look like section.key=value"),
     ("learning.lr.x=1", "'learning.lr' is a value, not a section"),
     ("learning=3", "learning: expected a section"),

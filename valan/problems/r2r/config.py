@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from valan.config import require
 from valan.learning.config import RunConfig
 from valan.problems.config import AgentConfig, DataConfig, EnvConfig, TrainConfig, TrainFile
 
@@ -39,6 +40,9 @@ class R2RAgentConfig(AgentConfig):
     # weight of a progress monitor's loss (Ma et al. 2019: a head estimating the share of the distance to the goal
     # made good, trained by squared error beside the policy's loss); 0: no monitor head
     progress_monitor: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(self.progress_monitor >= 0, "agent.progress_monitor must be >= 0 (0: no progress monitor)")
 
     def reads_history(self) -> bool:
         """Whether the follower needs the environment's ``history`` observations (visited flags, odometry,
