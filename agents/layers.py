@@ -45,12 +45,17 @@ class InstructionEncoder(nn.Module):
     The two directions are separate LSTMs over padded batches; the backward one reads each instruction reversed
     within its own length, so padding never enters a valid position. This computes what a packed bidirectional
     ``nn.LSTM`` computes, but its backward pass on CPU costs several times less. Padding positions encode to
-    zeros; a length of 0 counts as 1.
+    zeros; a length of 0 counts as 1. A large batch (a learner's unroll starts ~100 episodes) is sorted by length
+    and encoded in up to ``MAX_BUCKETS`` buckets, each padded only to its own longest instruction; rows do not
+    interact, so the result is the same.
 
     State dicts of a packed bidirectional ``nn.LSTM`` named ``lstm`` (the discriminator's encoder before it
     shared this class: ``lstm.weight_ih_l0`` and ``lstm.weight_ih_l0_reverse`` ...) load into ``forward_lstm``
     and ``backward_lstm``, so ``valan score``/``filter`` read those checkpoints.
     """
+
+    BUCKET_ROWS = 16  # a batch of n rows is encoded in min(MAX_BUCKETS, n // BUCKET_ROWS) length buckets:
+    MAX_BUCKETS = 4  # on 99 R2R instructions (mean 32 tokens, longest 80) forward + backward 58 -> 32 ms on CPU
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, dropout: float = 0.0):
         super().__init__()
@@ -64,6 +69,18 @@ class InstructionEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         full_length = tokens.shape[1]
         lengths = lengths.clamp(min=1, max=full_length)
+        buckets = min(self.MAX_BUCKETS, len(lengths) // self.BUCKET_ROWS)
+        if buckets < 2:
+            return self._encode(tokens, lengths), lengths_mask(lengths, full_length)
+        # Rows sorted by length and cut into buckets, each padded only to its own longest instruction: the LSTMs'
+        # cost follows the padded length, and R2R's instructions (mean ~31 tokens) are padded to 80.
+        order = torch.argsort(lengths)
+        encoded = torch.cat([self._encode(tokens[rows], lengths[rows]) for rows in order.chunk(buckets)])
+        return encoded[torch.argsort(order)], lengths_mask(lengths, full_length)
+
+    def _encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Encodings ``(B, L, H)`` of ``tokens`` ``(B, L)`` with ``lengths`` in ``1 .. L``, zeros at padding."""
+        full_length = tokens.shape[1]
         longest = int(lengths.max())
         valid = lengths_mask(lengths, longest)
         position = torch.arange(longest, device=tokens.device)
@@ -73,7 +90,7 @@ class InstructionEncoder(nn.Module):
         backward, _ = self.backward_lstm(embedded.gather(1, reverse.unsqueeze(-1).expand_as(embedded)))
         backward = backward.gather(1, reverse.unsqueeze(-1).expand_as(backward))
         encoded = torch.cat([forward, backward], dim=-1) * valid.unsqueeze(-1)
-        return F.pad(encoded, (0, 0, 0, full_length - longest)), lengths_mask(lengths, full_length)
+        return F.pad(encoded, (0, 0, 0, full_length - longest))
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         for name in _LSTM_TENSORS:
@@ -135,10 +152,39 @@ class Attention(nn.Module):
         self.scale = 1.0 / math.sqrt(key_dim)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        scores = torch.einsum("bh,bnh->bn", self.query(query), keys) * self.scale
+        return _AttentionPooling.apply(self.query(query), keys, mask, self.scale)
+
+
+class _AttentionPooling(torch.autograd.Function):
+    """``softmax_n(scale * q . k_n)``-weighted sum of ``keys`` ``(B, N, H)`` for queries ``q`` ``(B, H)``, with a
+    hand-written backward.
+
+    Autograd of the two batched matrix-vector products writes the keys' gradient as two ``(B, N, H)`` outer
+    products and sums them; here it is one batched product of rank 2, ``[a, ds] @ [d_out; q]``, which halves the
+    time of a forward and backward pass on CPU (B=32, N=80, H=128; the followers attend over the instruction at
+    every step of an unroll). ``mask`` ``(B, N)`` (optional) gives masked keys weight 0.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None, scale: float
+                ) -> torch.Tensor:
+        scores = torch.bmm(keys, q.unsqueeze(-1)).squeeze(-1) * scale
         if mask is not None:
             scores = mask_logits(scores, mask)
-        return torch.einsum("bn,bnh->bh", torch.softmax(scores, dim=-1), keys)
+        weights = torch.softmax(scores, dim=-1)
+        ctx.save_for_backward(q, keys, weights)
+        ctx.scale = scale
+        return torch.bmm(weights.unsqueeze(1), keys).squeeze(1)
+
+    @staticmethod
+    def backward(ctx: Any, d_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
+        q, keys, weights = ctx.saved_tensors
+        d_weights = torch.bmm(keys, d_out.unsqueeze(-1)).squeeze(-1)
+        d_scores = weights * (d_weights - (weights * d_weights).sum(-1, keepdim=True)) * ctx.scale  # softmax'
+        d_q = torch.bmm(d_scores.unsqueeze(1), keys).squeeze(1) if ctx.needs_input_grad[0] else None
+        d_keys = (torch.bmm(torch.stack([weights, d_scores], dim=-1), torch.stack([d_out, q], dim=1))
+                  if ctx.needs_input_grad[1] else None)
+        return d_q, d_keys, None, None
 
 
 class StackedLSTMCell(nn.ModuleList):

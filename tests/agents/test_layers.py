@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from valan.agents.discriminator import StepwiseDiscriminator
-from valan.agents.layers import InstructionEncoder, StackedLSTMCell, instruction_bank, lengths_mask
+from valan.agents.layers import Attention, InstructionEncoder, StackedLSTMCell, instruction_bank, lengths_mask
 from valan.agents.lingunet import LingUNet
 
 
@@ -92,3 +94,59 @@ def test_the_stacked_lstm_cell_feeds_each_layer_into_the_next_under_the_old_para
     h1, c1 = core[1](h0, (h[:, 1], c[:, 1]))
     assert torch.equal(top, h1) and torch.equal(h_new, torch.stack([h0, h1], 1))
     assert torch.equal(c_new, torch.stack([c0, c1], 1))
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_matches_softmax_pooling_and_its_gradients_are_exact(masked):
+    """``Attention``'s hand-written backward against autograd of the plain formula, and gradcheck in float64."""
+    torch.manual_seed(0)
+    B, N, H = 3, 5, 4
+    attention = Attention(6, H).double()
+    query, keys = torch.randn(B, 6, dtype=torch.float64), torch.randn(B, N, H, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 0, 1, 0, 0], [0, 0, 0, 0, 1]], dtype=torch.bool) if masked else None
+
+    def reference(query, keys):
+        scores = torch.einsum("bh,bnh->bn", attention.query(query), keys) / math.sqrt(H)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, -1e9)
+        return torch.einsum("bn,bnh->bh", torch.softmax(scores, dim=-1), keys)
+
+    query.requires_grad_(True)
+    keys.requires_grad_(True)
+    out, expected = attention(query, keys, mask), reference(query, keys)
+    torch.testing.assert_close(out, expected)
+    if mask is not None:  # a row with one valid key returns that key
+        torch.testing.assert_close(out[2], keys[2, 4])
+    upstream = torch.randn(B, H, dtype=torch.float64)
+    grads = torch.autograd.grad((out * upstream).sum(), (query, keys, attention.query.weight))
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), (query, keys, attention.query.weight))
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want)
+    assert torch.autograd.gradcheck(lambda q, k: attention(q, k, mask), (query, keys))
+
+
+def test_length_buckets_change_neither_the_encodings_nor_the_gradients(monkeypatch):
+    """Batches of many rows are encoded in length buckets (``InstructionEncoder.MAX_BUCKETS``); the result and the
+    weights' gradients equal the one-bucket encoding and the packed reference."""
+    torch.manual_seed(0)
+    reference, encoder = PackedBiLSTMEncoder(30, 8, 12), InstructionEncoder(30, 8, 12)
+    encoder.load_state_dict(reference.state_dict())
+    lengths = torch.randint(1, 21, (4 * InstructionEncoder.BUCKET_ROWS,))
+    lengths[7] = 20
+    tokens = _tokens(lengths.tolist(), 20, 30, seed=2)
+    upstream = torch.randn(len(lengths), 20, 12)
+
+    def encode_and_grads(max_buckets: int):
+        monkeypatch.setattr(InstructionEncoder, "MAX_BUCKETS", max_buckets)
+        encoder.zero_grad()
+        encoded, mask = encoder(tokens, lengths)
+        (encoded * upstream).sum().backward()
+        return encoded.detach(), mask, [p.grad.clone() for p in encoder.parameters()]
+
+    bucketed, mask, bucketed_grads = encode_and_grads(4)
+    whole, whole_mask, whole_grads = encode_and_grads(1)
+    torch.testing.assert_close(bucketed, whole, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(bucketed, reference(tokens, lengths).detach(), atol=1e-6, rtol=1e-5)
+    assert torch.equal(mask, whole_mask) and torch.all(bucketed[~mask] == 0)
+    for got, want in zip(bucketed_grads, whole_grads):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
