@@ -96,9 +96,12 @@ def test_the_stacked_lstm_cell_feeds_each_layer_into_the_next_under_the_old_para
     assert torch.equal(c_new, torch.stack([c0, c1], 1))
 
 
+@pytest.mark.parametrize("compiling", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-def test_attention_matches_softmax_pooling_and_its_gradients_are_exact(masked):
-    """``Attention``'s hand-written backward against autograd of the plain formula, and gradcheck in float64."""
+def test_attention_matches_softmax_pooling_and_its_gradients_are_exact(masked, compiling, monkeypatch):
+    """``Attention``'s hand-written backward (and, as ``torch.compile`` traces it, its autograd path) against
+    autograd of the plain formula, and gradcheck in float64."""
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
     torch.manual_seed(0)
     B, N, H = 3, 5, 4
     attention = Attention(6, H).double()
