@@ -48,9 +48,8 @@ from torch import nn
 from valan.agents.base import AgentOutput, mask_logits
 from valan.agents.layers import (Attention, InstructionEncoder, StackedLSTMCell, VisualEncoder, check_visual_weights,
                                  instruction_bank)
+from valan.envs.r2r.geometry import GEOMETRY_DIM, ODOMETRY_DIM
 
-GEOMETRY_FEATURES = 5  # sin/cos relative heading, sin/cos elevation, distance (metres)
-ODOMETRY_FEATURES = 4  # metres walked; the start ahead of, right of and above the agent (metres)
 ODOMETRY_SCALE = 10.0  # metres per unit of the odometry embedding's input (R2R paths are ~10 m long)
 
 State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -79,8 +78,8 @@ class R2RFollower(nn.Module):
             self.set_feature_table(feature_table)
 
         self.instruction_encoder = InstructionEncoder(vocab_size, embed_dim, hidden_dim, dropout=instruction_dropout)
-        self.geometry = nn.Sequential(nn.Linear(GEOMETRY_FEATURES, geometry_dim), nn.Tanh())
-        self.odometry = (nn.Sequential(nn.Linear(ODOMETRY_FEATURES, geometry_dim), nn.Tanh()) if odometry else None)
+        self.geometry = nn.Sequential(nn.Linear(GEOMETRY_DIM, geometry_dim), nn.Tanh())
+        self.odometry = (nn.Sequential(nn.Linear(ODOMETRY_DIM, geometry_dim), nn.Tanh()) if odometry else None)
         if uses_features:
             self.visual_encoder = VisualEncoder(feature_dim, hidden_dim)
             self.view_pooling = Attention(hidden_dim, hidden_dim)

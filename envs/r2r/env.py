@@ -62,7 +62,7 @@ from valan.data import sample_path
 from valan.envs.batched import BatchedEnv, SingleEpisodeEnv
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.drawing import draw_r2r_episode
-from valan.envs.r2r.geometry import GEOMETRY_DIM, NO_MOVE_GEOMETRY, VIEW_STEP, nearest_view
+from valan.envs.r2r.geometry import GEOMETRY_DIM, NO_MOVE_GEOMETRY, ODOMETRY_DIM, VIEW_STEP, nearest_view
 from valan.envs.r2r.graph import Connectivity, ViewpointIndex
 from valan.envs.r2r.metrics import DTW_THRESHOLD, SUCCESS_THRESHOLD, ndtw
 from valan.envs.r2r.rewards import NEEDS_NDTW, REWARDS, Transition
@@ -72,7 +72,6 @@ from valan.features.stores import R2R_HEADINGS, R2R_VIEWS, FeatureStore, Synthet
 from valan.text import Vocabulary
 
 STOP = 0
-ODOMETRY_DIM = 4
 DEFAULT_MAX_CANDIDATES = 16
 """Largest node degree over all 90 Matterport3D scans is 13; 16 leaves room for denser custom graphs."""
 

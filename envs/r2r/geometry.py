@@ -15,6 +15,9 @@ import numpy as np
 from valan.features.stores import R2R_HEADINGS, r2r_view_index
 
 GEOMETRY_DIM = 5
+ODOMETRY_DIM = 4
+"""The ``odometry`` observation (dead reckoning, metres): the length walked, and the start ahead of, to the right
+of and above the agent."""
 NO_MOVE_GEOMETRY = np.array([0.0, 1.0, 0.0, 1.0, 0.0], dtype=np.float32)
 """Geometry of staying put (slot 0, STOP) and of the start of a path."""
 VIEW_STEP = 2 * math.pi / R2R_HEADINGS
