@@ -57,7 +57,7 @@ from valan.problems import Problem, get_problem
 from valan.learning.step import make_optimizer, train_step
 from valan.learning.unroll import Unroll
 
-VARIANTS = ("central", "thread", "local", "naive")
+VARIANTS = ("central", "ray_calls", "thread", "local", "naive")
 
 
 class LocalInferenceLearner(Learner):
@@ -127,10 +127,13 @@ def _measure(learner: Any, warmup_s: float, window_s: float) -> float:
 
 def measure_ray(variant: str, problem: Problem, config: TrainConfig, warmup_s: float, window_s: float
                 ) -> dict[str, float]:
-    """Env steps/s of ``variant`` ("central", "thread" or "local") with the config's actors; plus stats."""
+    """Env steps/s of ``variant`` ("central", "ray_calls", "thread" or "local") with the config's actors; plus
+    stats."""
     learner_class = LocalInferenceLearner if variant == "local" else Learner
     if variant == "thread":
         config = dataclasses.replace(config, distributed=dataclasses.replace(config.distributed, trainer="thread"))
+    if variant == "ray_calls":
+        config = dataclasses.replace(config, distributed=dataclasses.replace(config.distributed, transport="ray"))
     dist = config.distributed
     learner_options, actor_cpus = placement(ray.cluster_resources(), dist.num_actors, 0)
     with tempfile.TemporaryDirectory() as out:
@@ -342,17 +345,19 @@ def run_benchmark(base: TrainConfig, layouts: list[tuple[int, int]], variants: t
         batch = acting_batch(n, k)
         bound = (before[batch] + after[batch]) / 2
         central, local, thread = rate(r, "central"), rate(r, "local"), rate(r, "thread")
+        ray_calls = rate(r, "ray_calls")
         out = {"central_env_steps_per_s": central, "local_env_steps_per_s": local, "thread_env_steps_per_s": thread,
-               "naive_env_steps_per_s": naive_rate,
+               "ray_calls_env_steps_per_s": ray_calls, "naive_env_steps_per_s": naive_rate,
                "compute_bound_env_steps_per_s": round(bound, 1),
                "compute_bound_before_after": [round(before[batch], 1), round(after[batch], 1)],
                "all_cores_bound_env_steps_per_s": round(bound * cores, 1),
                "central_over_local": ratio(central, local), "central_over_naive": ratio(central, naive_rate),
                "thread_over_naive": ratio(thread, naive_rate), "central_over_thread": ratio(central, thread),
+               "central_over_ray_calls": ratio(central, ray_calls), "ray_calls_over_naive": ratio(ray_calls, naive_rate),
                "central_over_all_cores_bound": ratio(central, bound * cores),
                "thread_over_all_cores_bound": ratio(thread, bound * cores),
                "num_actors": n, "envs_per_actor": k}
-        for variant in ("central", "thread", "local"):
+        for variant in ("central", "ray_calls", "thread", "local"):
             if variant in r:
                 out[f"{variant}_policy_lag"] = round(r[variant]["policy_lag"], 2)
         if "central" in r:

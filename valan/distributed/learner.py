@@ -36,6 +36,7 @@ from valan.distributed.inference import InferenceServer
 from valan.errors import InputError
 from valan.learning.losses import teacher_forcing_probability
 from valan.distributed.trainer import make_trainer
+from valan.distributed.transport import InferenceSocketServer
 from valan.learning.step import compile_agent
 from valan.learning.unroll import Unroll
 from valan.problems import Problem
@@ -114,6 +115,10 @@ class Learner:
                                       max_wait_ms=dist.max_wait_ms, p_imitation=teacher_forcing_probability(config.learning),
                                       device=self.device, policy_version=lambda: self.step, seed=config.run.seed,
                                       weights_lock=self.trainer.weights_lock)
+        self.node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+        self.socket_server = (InferenceSocketServer(self._infer_any)
+                              if dist.transport == "auto" and self.node_id is not None else None)
+        self._socket_requests_at_log = 0
         self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
         self._leftover: Unroll | None = None
         self._lock = threading.Lock()
@@ -129,8 +134,7 @@ class Learner:
         self._checkpointed_up_to = self.env_steps
         self._evaluating = (self.step, self.env_steps)  # (step, env_steps) of the evaluation snapshot
         self._ready.set()
-        return {"device": str(self.device), "step": self.step, "env_steps": self.env_steps,
-                "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None,
+        return {"device": str(self.device), "step": self.step, "env_steps": self.env_steps, "node_id": self.node_id,
                 "parameters": sum(p.numel() for p in self.agent.parameters())}
 
     # -------------------------------------------------------------------------------- called by actors
@@ -148,6 +152,19 @@ class Learner:
         self._ready.wait()
         return self.server.infer(actor_id, incarnation, obs, None, None, first, evaluation=True)
 
+    def inference_address(self) -> dict[str, Any] | None:
+        """Where actors on this node send inference requests instead of calling :meth:`infer` through Ray
+        (``{"node_id", "path"}``, see :mod:`valan.distributed.transport`); ``None`` with ``distributed.transport:
+        ray``."""
+        self._ready.wait()
+        return None if self.socket_server is None else {"node_id": self.node_id, "path": self.socket_server.path}
+
+    def _infer_any(self, actor_id: int, incarnation: str, obs: dict[str, np.ndarray], reward: np.ndarray,
+                   done: np.ndarray, first: np.ndarray, evaluation: bool) -> np.ndarray | None:
+        if evaluation:
+            return self.infer_eval(actor_id, incarnation, obs, first)
+        return self.infer(actor_id, incarnation, obs, reward, done, first)
+
     # -------------------------------------------------------------------------------- called by the driver
     def start(self) -> None:
         """Start the trainer thread."""
@@ -155,12 +172,14 @@ class Learner:
         self._thread.start()
 
     def progress(self) -> dict[str, Any]:
-        """Counters, the latest training statistics, whether an evaluation is due, whether training finished."""
+        """Counters (also the inference requests answered over the socket so far), the latest training statistics,
+        whether an evaluation is due, whether training finished."""
         self._ready.wait()
         with self._lock:
             return {"step": self.step, "env_steps": self.env_steps, "finished": self._finished.is_set(),
                     "error": self._error, "stats": {**self._last_stats, **self._rates},
-                    "eval_pending": self._pending_eval is not None}
+                    "eval_pending": self._pending_eval is not None,
+                    "socket_requests": 0 if self.socket_server is None else self.socket_server.requests}
 
     def begin_evaluation(self, current: bool = False) -> tuple[int, int]:
         """Make the weights of the pending evaluation (or, with ``current``, the weights now) the evaluation
@@ -205,6 +224,8 @@ class Learner:
         return {"step": self.step, "env_steps": self.env_steps, "checkpoint": str(path), "error": self._error}
 
     def close(self) -> None:
+        if self.socket_server is not None:
+            self.socket_server.close()
         self.server.close()
         self.trainer.close()
         self.writer.close()
@@ -286,6 +307,7 @@ class Learner:
 
     def _log(self, seconds: float, steps: int, env_steps: int) -> None:
         inference = self.server.pop_stats()
+        socket_requests = 0 if self.socket_server is None else self.socket_server.requests
         scalars = {f"learner/{k}": v for k, v in self._last_stats.items()}
         scalars.update({
             "throughput/env_steps_per_s": env_steps / seconds,
@@ -294,7 +316,10 @@ class Learner:
             "inference/mean_wait_ms": inference.mean_wait_ms,
             "inference/forward_ms": 1000.0 * inference.forward_s / max(1, inference.batches),
             "queue/fill": self.queue.qsize() / self.queue.maxsize,
+            # the share of inference requests that came over the learner's socket rather than as Ray calls
+            "inference/socket_share": (socket_requests - self._socket_requests_at_log) / max(1, inference.requests),
         })
+        self._socket_requests_at_log = socket_requests
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, self.env_steps)
         with self._lock:

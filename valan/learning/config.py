@@ -69,6 +69,9 @@ class DistributedConfig:
     # where the learner's updates run (valan.distributed.trainer): "process" = a child process beside the learner's
     # inference (two cores on CPU), "thread" = a thread of the learner's process; "auto": process on CPU, thread on GPU
     trainer: Literal["auto", "thread", "process"] = "auto"
+    # how actors send inference requests (valan.distributed.transport): "auto" = a Unix socket to the learner when
+    # on its node, Ray calls otherwise; "ray" = always Ray calls
+    transport: Literal["auto", "ray"] = "auto"
     ray_address: str | None = None  # None: local Ray instance; "auto" or "host:port": join a cluster
 
     def __post_init__(self) -> None:
