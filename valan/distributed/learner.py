@@ -36,7 +36,7 @@ from valan.distributed.inference import InferenceServer
 from valan.errors import InputError
 from valan.learning.losses import teacher_forcing_probability
 from valan.distributed.trainer import make_trainer
-from valan.distributed.transport import InferenceSocketServer
+from valan.distributed import transport
 from valan.learning.step import compile_agent
 from valan.learning.unroll import Unroll
 from valan.problems import Problem
@@ -116,8 +116,8 @@ class Learner:
                                       device=self.device, policy_version=lambda: self.step, seed=config.run.seed,
                                       weights_lock=self.trainer.weights_lock)
         self.node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
-        self.socket_server = (InferenceSocketServer(self._infer_any)
-                              if dist.transport == "auto" and self.node_id is not None else None)
+        self.socket_server = (transport.InferenceSocketServer(self._infer_any)
+                              if dist.transport == "auto" and self.node_id is not None and transport.AVAILABLE else None)
         self._socket_requests_at_log = 0
         self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
         self._leftover: Unroll | None = None

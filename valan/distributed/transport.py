@@ -43,6 +43,7 @@ InferFn = Callable[[int, str, Observation, np.ndarray, np.ndarray, np.ndarray, b
 
 _HEADER = struct.Struct("<cI")  # frame type, payload length in bytes
 SOCKET_NAME = "inference.sock"
+AVAILABLE = hasattr(socket, "AF_UNIX")  # not on every Windows build; there actors use Ray calls
 
 
 class LearnerLost(ConnectionError):
