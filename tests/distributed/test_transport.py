@@ -119,9 +119,9 @@ def test_a_closed_learner_is_learner_lost_and_a_dead_actor_frees_its_connection(
     gone = InferenceSocketClient(server.path, 2, "y")
     gone.close()  # an actor that died before its first request
     deadline = time.monotonic() + 5
-    while len(server._connections) > 1 and time.monotonic() < deadline:
+    while (server.accepted < 2 or server.open_connections > 1) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert len(server._connections) == 1
+    assert server.accepted == 2 and server.open_connections == 1
     result = []
     thread = threading.Thread(target=lambda: result.append(_catch(client.infer, observations(2), None, None,
                                                                   np.zeros(2, bool))))

@@ -105,7 +105,13 @@ class InferenceSocketServer:
         self._lock = threading.Lock()
         self._closed = False
         self.requests = 0  # requests answered so far
+        self.accepted = 0  # connections accepted so far
         threading.Thread(target=self._accept_loop, name="inference-socket", daemon=True).start()
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._connections)
 
     def close(self) -> None:
         """Stop accepting, close every connection (their actors see :class:`LearnerLost`), remove the socket."""
@@ -131,6 +137,7 @@ class InferenceSocketServer:
                     sock.close()
                     return
                 self._connections.add(sock)
+                self.accepted += 1
             threading.Thread(target=self._serve, args=(sock,), name="inference-connection", daemon=True).start()
 
     def _serve(self, sock: socket.socket) -> None:
