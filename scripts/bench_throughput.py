@@ -3,7 +3,8 @@
 1. central inference (SEED RL, what ``valan train`` does): N actors step environments, the learner (a Ray
    threaded actor) batches their inference requests and assembles unrolls; its trainer
    (``distributed.trainer``, default ``auto``: on CPU a child process sharing the model's parameters) trains on
-   them;
+   them; actors on the learner's node send their requests over its Unix socket (``valan.distributed.transport``).
+   ``ray_calls`` is the same with ``distributed.transport=ray``, the requests as Ray actor calls;
 2. per-actor local inference (the original VALAN / IMPALA design): every actor holds a model copy (and the
    feature table), pulls the learner's weights every unroll and ships whole unrolls to the learner;
 3. central inference with the trainer on a thread of the learner's process ("thread",
@@ -27,7 +28,7 @@ visual pathway on), 8-32 actors (layouts 8x8 16x4 32x2 unless given); actors sta
     .venv/bin/python scripts/bench_throughput.py [--config configs/r2r.yaml] [--set KEY=VALUE ...] [--layouts 2x8 8x2]
         [--variants central thread local naive] [--device cpu|cuda] [--warmup S] [--window S]
 
-About two minutes with the defaults (one layout, four variants).
+About three minutes with the defaults (one layout, five variants).
 """
 
 from __future__ import annotations
