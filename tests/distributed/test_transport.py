@@ -4,6 +4,8 @@ the actor as Ray calls would deliver them, and actors off the learner's node fal
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 
@@ -48,7 +50,7 @@ def server():
 
 
 def test_observations_and_flags_arrive_exactly_and_actions_come_back(server):
-    client = InferenceSocketClient(server.path, actor_id=7, incarnation="abc", evaluation=False)
+    client = InferenceSocketClient(server.path, server.token, actor_id=7, incarnation="abc", evaluation=False)
     try:
         sent = []
         for step, (k, tokens) in enumerate([(3, 5), (3, 5), (3, 9)]):  # the last one changes a shape: new layout
@@ -74,7 +76,7 @@ def test_observations_and_flags_arrive_exactly_and_actions_come_back(server):
 
 
 def test_non_contiguous_observations_are_sent_in_c_order(server):
-    client = InferenceSocketClient(server.path, 0, "x", evaluation=True)
+    client = InferenceSocketClient(server.path, server.token, 0, "x", evaluation=True)
     try:
         grid = np.arange(24, dtype=np.int64).reshape(4, 6)
         client.infer({"column_major": grid.T[:, :3]}, None, None, np.ones(6, bool))
@@ -96,7 +98,7 @@ def test_training_over_and_learner_errors_reach_the_actor():
 
     server = InferenceSocketServer(Recorder(answer))
     try:
-        client = InferenceSocketClient(server.path, 1, "x")
+        client = InferenceSocketClient(server.path, server.token, 1, "x")
         obs, flags = observations(2), np.zeros(2, bool)
         assert client.infer(obs, None, flags, flags).tolist() == [0, 0]
         assert client.infer(obs, None, flags, flags) is None  # "training is over"
@@ -115,8 +117,8 @@ def test_a_closed_learner_is_learner_lost_and_a_dead_actor_frees_its_connection(
         return np.zeros(2, np.int64)
 
     server = InferenceSocketServer(Recorder(slow))
-    client = InferenceSocketClient(server.path, 1, "x")
-    gone = InferenceSocketClient(server.path, 2, "y")
+    client = InferenceSocketClient(server.path, server.token, 1, "x")
+    gone = InferenceSocketClient(server.path, server.token, 2, "y")
     gone.close()  # an actor that died before its first request
     deadline = time.monotonic() + 5
     while (server.accepted < 2 or server.open_connections > 1) and time.monotonic() < deadline:
@@ -134,7 +136,7 @@ def test_a_closed_learner_is_learner_lost_and_a_dead_actor_frees_its_connection(
     with pytest.raises(LearnerLost):
         client.infer(observations(2), None, None, np.zeros(2, bool))
     with pytest.raises(OSError):  # nothing listens any more, and the socket file is gone
-        InferenceSocketClient(server.path, 3, "z")
+        InferenceSocketClient(server.path, server.token, 3, "z")
 
 
 def _catch(fn, *args):
@@ -145,14 +147,33 @@ def _catch(fn, *args):
 
 
 def test_connect_uses_the_socket_only_on_the_learners_node(server):
-    address = {"node_id": "node-a", "path": server.path}
+    address = {"node_id": "node-a", "path": server.path, "token": server.token}
     assert connect(None, "node-a", 0, "x") is None  # distributed.transport: ray
     assert connect(address, "node-b", 0, "x") is None  # another node: Ray calls
-    assert connect({"node_id": "node-a", "path": server.path + ".missing"}, "node-a", 0, "x") is None
+    assert connect({**address, "path": server.path + ".missing"}, "node-a", 0, "x") is None
     client = connect(address, "node-a", 0, "x")
     assert client is not None
     assert client.infer(observations(2), None, None, np.ones(2, bool)).tolist() == [0, 1]
     client.close()
+
+
+def test_a_connection_without_the_learners_token_is_hung_up_on(server):
+    stranger = InferenceSocketClient(server.path, "0" * 32, 5, "x")
+    with pytest.raises(LearnerLost):
+        stranger.infer(observations(2), None, None, np.ones(2, bool))
+    stranger.close()
+    assert server.recorder.calls == [] and server.requests == 0
+
+
+def test_the_socket_leaves_no_file_behind():
+    """On Linux the address is abstract (nothing on disk, so a killed learner leaves nothing either); elsewhere
+    close() removes the private directory."""
+    server = InferenceSocketServer(Recorder())
+    if sys.platform.startswith("linux"):
+        assert server.path.startswith("\0") and not os.path.exists(server.path[1:])
+    server.close()
+    if not sys.platform.startswith("linux"):
+        assert not os.path.exists(os.path.dirname(server.path))
 
 
 @pytest.mark.slow

@@ -154,10 +154,12 @@ class Learner:
 
     def inference_address(self) -> dict[str, Any] | None:
         """Where actors on this node send inference requests instead of calling :meth:`infer` through Ray
-        (``{"node_id", "path"}``, see :mod:`valan.distributed.transport`); ``None`` with ``distributed.transport:
-        ray``."""
+        (``{"node_id", "path", "token"}``, see :mod:`valan.distributed.transport`); ``None`` with
+        ``distributed.transport: ray``."""
         self._ready.wait()
-        return None if self.socket_server is None else {"node_id": self.node_id, "path": self.socket_server.path}
+        if self.socket_server is None:
+            return None
+        return {"node_id": self.node_id, "path": self.socket_server.path, "token": self.socket_server.token}
 
     def _infer_any(self, actor_id: int, incarnation: str, obs: dict[str, np.ndarray], reward: np.ndarray,
                    done: np.ndarray, first: np.ndarray, evaluation: bool) -> np.ndarray | None:

@@ -10,7 +10,7 @@ carries every other call; actors on other nodes of a cluster keep using Ray call
 
 Frames: one type byte, a 4-byte little-endian payload length, the payload.
 
-- ``H`` (actor -> learner, once per connection): JSON ``{"actor_id", "incarnation", "evaluation"}``.
+- ``H`` (actor -> learner, once per connection): JSON ``{"token", "actor_id", "incarnation", "evaluation"}``.
 - ``L`` (actor -> learner, before the first request and whenever a shape or dtype changes): JSON
   ``[[key, dtype, shape], ...]``, the layout of the observations that follow.
 - ``R`` (actor -> learner): the observation arrays in layout order, then ``reward`` float32 ``(K,)``, ``done``
@@ -18,8 +18,10 @@ Frames: one type byte, a 4-byte little-endian payload length, the payload.
 - The answer: ``A`` with the ``K`` actions as int64, ``F`` (training is over, no payload) or ``E`` with the
   error's message (UTF-8); the actor raises it.
 
-No payload is unpickled: a frame only ever becomes numbers and JSON. The socket lives in a fresh directory that
-only the user can enter (``tempfile.mkdtemp``).
+No payload is unpickled: a frame only ever becomes numbers and JSON. On Linux the socket has an abstract address
+(no file; it goes away with the learner's process, even a killed one); elsewhere it lives in a fresh directory
+that only the user can enter (``tempfile.mkdtemp``). Either way the hello must carry the learner's random token,
+which actors get from the learner through Ray: a process that did not get it is hung up on.
 
 A learner that dies closes its end, so the actor's next read fails with :class:`LearnerLost`, the same outcome as
 Ray's "actor died" error on the Ray path; an actor that dies closes its end, and its connection thread ends.
@@ -27,11 +29,14 @@ Ray's "actor died" error on the Ray path; an actor that dies closes its end, and
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
+import secrets
 import shutil
 import socket
 import struct
+import sys
 import tempfile
 import threading
 from typing import Any, Callable
@@ -96,8 +101,12 @@ class InferenceSocketServer:
 
     def __init__(self, infer: InferFn):
         self._infer = infer
-        self._directory = tempfile.mkdtemp(prefix="valan-inference-")
-        self.path = os.path.join(self._directory, SOCKET_NAME)
+        self.token = secrets.token_hex(16)
+        if sys.platform.startswith("linux"):  # abstract address: no file to leave behind
+            self._directory, self.path = None, f"\0valan-inference-{secrets.token_hex(8)}"
+        else:
+            self._directory = tempfile.mkdtemp(prefix="valan-inference-")
+            self.path = os.path.join(self._directory, SOCKET_NAME)
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(self.path)
         self._listener.listen(64)
@@ -124,7 +133,8 @@ class InferenceSocketServer:
             except OSError:
                 pass
             sock.close()
-        shutil.rmtree(self._directory, ignore_errors=True)
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
 
     def _accept_loop(self) -> None:
         while True:
@@ -146,6 +156,8 @@ class InferenceSocketServer:
             if kind != b"H":
                 raise ValueError(f"expected a hello frame, got {kind!r}")
             hello = json.loads(payload)
+            if not hmac.compare_digest(str(hello["token"]), self.token):
+                return  # not one of this learner's actors
             actor_id, incarnation, evaluation = int(hello["actor_id"]), str(hello["incarnation"]), bool(hello["evaluation"])
             layout: list[tuple[str, str, tuple[int, ...]]] | None = None
             k = 0
@@ -187,12 +199,12 @@ def _slots(layout: list[tuple[str, str, tuple[int, ...]]]) -> int:
 class InferenceSocketClient:
     """An actor's end of one connection: :meth:`infer` sends one request and waits for its answer."""
 
-    def __init__(self, path: str, actor_id: int, incarnation: str, evaluation: bool = False):
+    def __init__(self, path: str, token: str, actor_id: int, incarnation: str, evaluation: bool = False):
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._sock.connect(path)
-            _send(self._sock, b"H", json.dumps(
-                {"actor_id": int(actor_id), "incarnation": incarnation, "evaluation": bool(evaluation)}).encode())
+            _send(self._sock, b"H", json.dumps({"token": token, "actor_id": int(actor_id), "incarnation": incarnation,
+                                                "evaluation": bool(evaluation)}).encode())
         except OSError:
             self._sock.close()
             raise
@@ -227,11 +239,11 @@ class InferenceSocketClient:
 
 def connect(address: dict[str, Any] | None, node_id: str | None, actor_id: int, incarnation: str,
             evaluation: bool = False) -> InferenceSocketClient | None:
-    """A socket client when ``address`` (the learner's ``{"node_id", "path"}``, or ``None``) is on ``node_id``
-    and answers; otherwise ``None``, and the caller uses Ray calls."""
+    """A socket client when ``address`` (the learner's ``{"node_id", "path", "token"}``, or ``None``) is on
+    ``node_id`` and answers; otherwise ``None``, and the caller uses Ray calls."""
     if address is None or node_id is None or address["node_id"] != node_id:
         return None
     try:
-        return InferenceSocketClient(address["path"], actor_id, incarnation, evaluation)
+        return InferenceSocketClient(address["path"], address["token"], actor_id, incarnation, evaluation)
     except OSError:
         return None
