@@ -94,10 +94,17 @@ def _decode(layout: list[tuple[str, str, tuple[int, ...]]], k: int, payload: byt
     return arrays, arrays.pop("reward"), arrays.pop("done"), arrays.pop("first")
 
 
+def _slots(layout: list[tuple[str, str, tuple[int, ...]]]) -> int:
+    """``K``: every observation array is ``(K, ...)``."""
+    if not layout or not layout[0][2]:
+        raise ValueError("observations must be arrays of shape (K, ...)")
+    return int(layout[0][2][0])
+
+
 class InferenceSocketServer:
-    """Listens on a Unix socket in a private temporary directory and answers each connection on its own thread
-    with ``infer(actor_id, incarnation, obs, reward, done, first, evaluation)`` (the actions, or ``None`` when
-    training is over)."""
+    """Listens on a Unix socket (:attr:`path`: an abstract address on Linux, else in a private temporary
+    directory) and answers each connection that presents :attr:`token` on its own thread with ``infer(actor_id,
+    incarnation, obs, reward, done, first, evaluation)`` (the actions, or ``None`` when training is over)."""
 
     def __init__(self, infer: InferFn):
         self._infer = infer
@@ -187,13 +194,6 @@ class InferenceSocketServer:
             with self._lock:
                 self._connections.discard(sock)
             sock.close()
-
-
-def _slots(layout: list[tuple[str, str, tuple[int, ...]]]) -> int:
-    """``K``: every observation array is ``(K, ...)``."""
-    if not layout or not layout[0][2]:
-        raise ValueError("observations must be arrays of shape (K, ...)")
-    return int(layout[0][2][0])
 
 
 class InferenceSocketClient:
