@@ -5,7 +5,8 @@ unroll, the problem's loss, backward, clipping, Adam. Batches come from the conf
 untrained policy (``--batches`` different ones, cycled, so instruction lengths vary as in training). Each mode
 builds the same seeded model; each first runs every batch twice (for the compiled one: compilation and the
 recompiles for new shapes, reported as ``compiled_warmup_s``, and minutes on a busy 2-core machine), then their
-steps alternate, so machine load hits both alike (medians reported). One torch thread (as the learner's). Synthetic features (no visual
+steps alternate, so machine load hits both alike (medians reported); then the Adam step alone, fused (valan's)
+against torch's per-parameter loop. One torch thread (as the learner's). Synthetic features (no visual
 information) unless the config names a feature store; ``agent.visual`` as the config resolves it (``--set
 agent.visual=features`` for the visual pathway).
 
@@ -69,7 +70,26 @@ def measure(config, batches: int, repeats: int, compile: bool = True) -> dict:
         out[f"{mode}_us_per_env_step"] = round(1000 * statistics.median(ms) / (T * B), 1)
     if "compiled" in times:
         out["compiled_speedup"] = round(out["eager_ms_per_step"] / out["compiled_ms_per_step"], 3)
+    out.update(measure_adam(models["eager"][0], config, repeats))
     return out
+
+
+def measure_adam(agent: torch.nn.Module, config, repeats: int) -> dict:
+    """Milliseconds per Adam step on ``agent``'s parameters (gradients left by its last learner step): the fused
+    kernel ``make_optimizer`` builds against torch's per-parameter loop, alternating, medians."""
+    optimizers = {"fused": make_optimizer(agent, config.learning),
+                  "per_parameter": torch.optim.Adam(agent.parameters(), lr=config.learning.lr, foreach=False)}
+    times: dict[str, list[float]] = {name: [] for name in optimizers}
+    with torch.no_grad():
+        saved = [p.detach().clone() for p in agent.parameters()]
+        for _ in range(repeats):
+            for name, optimizer in optimizers.items():
+                start = time.perf_counter()
+                optimizer.step()
+                times[name].append(1000 * (time.perf_counter() - start))
+        for p, value in zip(agent.parameters(), saved):
+            p.copy_(value)
+    return {f"adam_{name}_ms": round(statistics.median(ms), 3) for name, ms in times.items()}
 
 
 def main() -> None:
