@@ -26,9 +26,12 @@ The last line printed is one JSON object.
 visual pathway on), 8-32 actors (layouts 8x8 16x4 32x2 unless given); actors stay on CPU.
 
     .venv/bin/python scripts/bench_throughput.py [--config configs/r2r.yaml] [--set KEY=VALUE ...] [--layouts 2x8 8x2]
-        [--variants central thread local naive] [--device cpu|cuda] [--warmup S] [--window S]
+        [--variants central thread local naive] [--device cpu|cuda] [--warmup S] [--window S] [--rounds N]
 
-About three minutes with the defaults (one layout, five variants).
+About three minutes with the defaults (one layout, five variants, one round). ``--rounds N`` measures everything N
+times in turn (each round: the bound, the naive loop, the Ray variants, the bound again): rates are medians over
+the rounds and every ratio is the median of the rounds' own ratios, so a slow patch of a shared machine moves one
+round, not the result; ``per_round`` lists the rates.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import json
 import logging
 import os
 import queue
+import statistics
 import tempfile
 import time
 from typing import Any
@@ -287,8 +291,8 @@ def bench_config(config_path: str | None, overrides: list[str], device: str) -> 
 
 
 def run_benchmark(base: TrainConfig, layouts: list[tuple[int, int]], variants: tuple[str, ...], warmup_s: float,
-                  window_s: float, repeats: int, device: str = "cpu", log=print) -> dict[str, Any]:
-    """Every variant in one run; returns the summary (see the module docstring)."""
+                  window_s: float, repeats: int, device: str = "cpu", log=print, rounds: int = 1) -> dict[str, Any]:
+    """Every variant in one run, ``rounds`` times over; returns the summary (see the module docstring)."""
     problem = get_problem(base.problem)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -300,8 +304,9 @@ def run_benchmark(base: TrainConfig, layouts: list[tuple[int, int]], variants: t
         return min(base.distributed.max_batch, n * k)
 
     # The bound, with one torch thread as in the Ray learner (Ray gives its one-CPU actor one OpenMP thread; it runs
-    # inference and training in two such threads), measured before and after the other variants (the mean of the
-    # two), since other load on the machine changes over the run. The naive loop runs between the two as well.
+    # inference and training in two such threads), measured before and after each round's other variants (a
+    # round's bound is the mean of the two), since other load on the machine changes over the run. The naive loop
+    # runs between the two as well. Each round starts its own Ray instance, so the naive loop runs without one.
     torch.set_num_threads(1)
     batches = sorted({acting_batch(n, k) for n, k in layouts})
 
@@ -313,62 +318,77 @@ def run_benchmark(base: TrainConfig, layouts: list[tuple[int, int]], variants: t
             out[batch] = bound["env_steps_per_s"]
         return out
 
-    before = bounds_now()
-    naive = None
-    if "naive" in variants:
-        naive = measure_naive(problem, base, warmup_s, window_s)
-        log(json.dumps({"naive": naive}))
+    bounds = [bounds_now()]  # rounds + 1: before the first round and after each
+    naive_runs: list[dict[str, float]] = []
     ray_variants = [v for v in variants if v != "naive"]
-    results: dict[tuple[int, int], dict[str, dict[str, float]]] = {layout: {} for layout in layouts}
-    if ray_variants:
-        ray.init(address="local", num_cpus=cores, num_gpus=torch.cuda.device_count() if device == "cuda" else 0,
-                 include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-        try:
-            for n, k in layouts:
-                for variant in ray_variants:
-                    measured = measure_ray(variant, problem, layout_config(n, k), warmup_s, window_s)
-                    results[(n, k)][variant] = measured
-                    log(json.dumps({"layout": f"{n}x{k}", variant: measured}))
-        finally:
-            ray.shutdown()
-    after = bounds_now()
+    # results[layout][variant]: one measurement per round
+    results: dict[tuple[int, int], dict[str, list[dict[str, float]]]] = {
+        layout: {v: [] for v in ray_variants} for layout in layouts}
+    for _ in range(rounds):
+        if "naive" in variants:
+            naive_runs.append(measure_naive(problem, base, warmup_s, window_s))
+            log(json.dumps({"naive": naive_runs[-1]}))
+        if ray_variants:
+            ray.init(address="local", num_cpus=cores, num_gpus=torch.cuda.device_count() if device == "cuda" else 0,
+                     include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+            try:
+                for n, k in layouts:
+                    for variant in ray_variants:
+                        measured = measure_ray(variant, problem, layout_config(n, k), warmup_s, window_s)
+                        results[(n, k)][variant].append(measured)
+                        log(json.dumps({"layout": f"{n}x{k}", variant: measured}))
+            finally:
+                ray.shutdown()
+        bounds.append(bounds_now())
 
-    def rate(r: dict[str, dict[str, float]], variant: str) -> float | None:
-        return round(r[variant]["env_steps_per_s"], 1) if variant in r else None
+    def median(values: list[float]) -> float | None:
+        return round(statistics.median(values), 3) if values else None
 
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return round(a / b, 3) if a and b else None
-
-    naive_rate = round(naive["env_steps_per_s"], 1) if naive else None
+    naive_rates = [run["env_steps_per_s"] for run in naive_runs]
 
     def summarize(n: int, k: int) -> dict[str, Any]:
+        """Rates: medians over the rounds; ratios: medians of each round's own ratio (its variants and bounds
+        measured minutes apart, not the whole run's)."""
         r = results[(n, k)]
         batch = acting_batch(n, k)
-        bound = (before[batch] + after[batch]) / 2
-        central, local, thread = rate(r, "central"), rate(r, "local"), rate(r, "thread")
-        ray_calls = rate(r, "ray_calls")
-        out = {"central_env_steps_per_s": central, "local_env_steps_per_s": local, "thread_env_steps_per_s": thread,
-               "ray_calls_env_steps_per_s": ray_calls, "naive_env_steps_per_s": naive_rate,
-               "compute_bound_env_steps_per_s": round(bound, 1),
-               "compute_bound_before_after": [round(before[batch], 1), round(after[batch], 1)],
-               "all_cores_bound_env_steps_per_s": round(bound * cores, 1),
-               "central_over_local": ratio(central, local), "central_over_naive": ratio(central, naive_rate),
-               "thread_over_naive": ratio(thread, naive_rate), "central_over_thread": ratio(central, thread),
-               "central_over_ray_calls": ratio(central, ray_calls), "ray_calls_over_naive": ratio(ray_calls, naive_rate),
-               "central_over_all_cores_bound": ratio(central, bound * cores),
-               "thread_over_all_cores_bound": ratio(thread, bound * cores),
+        round_bounds = [(before[batch] + after[batch]) / 2 for before, after in zip(bounds, bounds[1:])]
+        rates = {v: [m["env_steps_per_s"] for m in r.get(v, [])] for v in ("central", "local", "thread", "ray_calls")}
+        rates["naive"] = naive_rates
+        rates["all_cores_bound"] = [bound * cores for bound in round_bounds]
+
+        def ratio(a: str, b: str) -> float | None:
+            return median([x / y for x, y in zip(rates[a], rates[b])]) if rates[a] and rates[b] else None
+
+        def rate(variant: str) -> float | None:
+            value = median(rates[variant])
+            return round(value, 1) if value is not None else None
+
+        out = {"central_env_steps_per_s": rate("central"), "local_env_steps_per_s": rate("local"),
+               "thread_env_steps_per_s": rate("thread"), "ray_calls_env_steps_per_s": rate("ray_calls"),
+               "naive_env_steps_per_s": rate("naive"),
+               "compute_bound_env_steps_per_s": round(statistics.median(round_bounds), 1),
+               "compute_bound_before_after": [round(b[batch], 1) for b in bounds],
+               "all_cores_bound_env_steps_per_s": rate("all_cores_bound"),
+               "central_over_local": ratio("central", "local"), "central_over_naive": ratio("central", "naive"),
+               "thread_over_naive": ratio("thread", "naive"), "central_over_thread": ratio("central", "thread"),
+               "central_over_ray_calls": ratio("central", "ray_calls"),
+               "ray_calls_over_naive": ratio("ray_calls", "naive"),
+               "central_over_all_cores_bound": ratio("central", "all_cores_bound"),
+               "thread_over_all_cores_bound": ratio("thread", "all_cores_bound"),
                "num_actors": n, "envs_per_actor": k}
+        if rounds > 1:
+            out["per_round"] = {key: [round(v, 1) for v in values] for key, values in rates.items() if values}
         for variant in ("central", "ray_calls", "thread", "local"):
-            if variant in r:
-                out[f"{variant}_policy_lag"] = round(r[variant]["policy_lag"], 2)
-        if "central" in r:
-            out["central_mean_inference_batch"] = round(r["central"]["mean_batch_size"], 2)
+            if r.get(variant):
+                out[f"{variant}_policy_lag"] = median([m["policy_lag"] for m in r[variant]])
+        if r.get("central"):
+            out["central_mean_inference_batch"] = median([m["mean_batch_size"] for m in r["central"]])
         return out
 
     agent = problem.make_agent(base, problem.feature_table(base))
     return {**summarize(*layouts[0]),
             "layouts": {f"{n}x{k}": summarize(n, k) for n, k in layouts},
-            "naive_learner_steps": naive["learner_steps"] if naive else None,
+            "rounds": rounds, "naive_learner_steps": naive_runs[0]["learner_steps"] if naive_runs else None,
             "unroll_length": base.learning.unroll_length, "batch_size": base.learning.batch_size,
             "model_parameters": sum(p.numel() for p in agent.parameters()), "agent_visual": base.agent.visual,
             "features": base.data.features, "feature_dim": base.data.synthetic_dim, "device": device, "cpus": cores,
@@ -388,14 +408,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=6.0, help="seconds before each measurement window")
     parser.add_argument("--window", type=float, default=12.0, help="seconds measured per variant")
     parser.add_argument("--repeats", type=int, default=20, help="compute bound: timed repetitions")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every variant this many times, in turn (medians; ratios per round)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device visible to torch")
     base = bench_config(args.config, args.overrides, args.device)
     layouts = args.layouts or ([(8, 8), (16, 4), (32, 2)] if args.device == "cuda" else
                                [(base.distributed.num_actors, base.distributed.envs_per_actor)])
     summary = run_benchmark(base, layouts, tuple(args.variants), args.warmup, args.window, args.repeats, args.device,
-                            log=lambda line: print(line, flush=True))
+                            log=lambda line: print(line, flush=True), rounds=args.rounds)
     print(json.dumps(summary))
 
 
