@@ -6,7 +6,6 @@ import contextlib
 import errno
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -92,6 +91,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # here: reading (valan evaluate) should not pay its import
+
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:  # naming a parent folder that cannot be made, else the destination (not a temporary)
         _remove_empty(made)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from valan.envs.predictions import finite_number
 from valan.envs.r2r.graph import Connectivity
@@ -11,9 +11,9 @@ from valan.errors import InputError
 from valan.io import read_json
 
 
-@dataclass(frozen=True)
-class R2REpisode:
-    """One instruction-following episode.
+class R2REpisode(NamedTuple):
+    """One instruction-following episode (immutable; a named tuple rather than a dataclass, so that scoring from
+    the shell does not import ``dataclasses`` and ``inspect``, ~9 ms of a ~0.15 s ``valan evaluate``).
 
     Attributes:
         instr_id: ``"{path_id}_{instruction index}"``.

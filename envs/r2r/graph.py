@@ -25,7 +25,6 @@ upwards.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import mmap
@@ -33,6 +32,7 @@ import os
 import struct
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -338,7 +338,7 @@ class Connectivity:
         """The cache key of a connectivity file: the SHA-256 of :data:`CACHE_FORMAT`, the byte order and the file's
         bytes (32 hex digits).
 
-        As git's index does, a small ``stat-<fingerprint>.key`` file in the cache remembers the key under the file's
+        As git's index does, a small ``stat-<crc>.key`` file in the cache remembers the key under the file's
         stat fingerprint (device, inode, size, modification and change times in ns), so an unchanged file is not
         read and hashed again. Any write to the file changes its change time, so an edited file is hashed anew.
         A file changed in the last :data:`_SETTLE_S` seconds gets no fingerprint: an edit within the same clock
@@ -348,19 +348,23 @@ class Connectivity:
         with reading(path):
             st = path.stat()
         fingerprint = f"{salt}{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
-        alias = self.cache_dir / f"stat-{hashlib.sha256(fingerprint.encode()).hexdigest()[:32]}.key"
+        # The alias is named by a CRC of the fingerprint and holds the fingerprint itself after the key, so a name
+        # collision only misses (nothing is trusted that does not match), and a warm run needs no hashlib (~5 ms).
+        alias = self.cache_dir / f"stat-{zlib.crc32(fingerprint.encode()):08x}.key"
         try:
-            key = alias.read_text(encoding="ascii")
-            if len(key) == 32 and all(c in "0123456789abcdef" for c in key):
+            key, _, recorded = alias.read_text(encoding="utf-8").partition("\n")
+            if recorded == fingerprint and len(key) == 32 and all(c in "0123456789abcdef" for c in key):
                 return key
         except (OSError, ValueError):  # no alias yet, or an unreadable one: hash the file
             pass
+        import hashlib  # only when a file is new or changed
+
         with reading(path):
             key = hashlib.sha256(salt.encode() + path.read_bytes()).hexdigest()[:32]
         if time.time() - max(st.st_mtime, st.st_ctime) > _SETTLE_S:
             try:
-                with atomic_write(alias, encoding="ascii") as f:
-                    f.write(key)
+                with atomic_write(alias, encoding="utf-8") as f:
+                    f.write(f"{key}\n{fingerprint}")
             except InputError:  # read-only or full disk: the file is hashed again next time
                 pass
         return key
