@@ -114,14 +114,17 @@ def _length(d: Sequence[float], n: int, idx: list[int]) -> float:
 def _dtw_from_costs(costs: list[list[float]]) -> float:
     """Dynamic time warping of a cost matrix ``costs[i][j]``: the cheapest monotone alignment of all rows and
     columns, with steps (i-1, j), (i, j-1), (i-1, j-1)."""
-    m = len(costs[0])
-    previous = [0.0] + [math.inf] * m
+    inf = math.inf
+    previous = [0.0] + [inf] * len(costs[0])
     for row in costs:
-        current = [math.inf] * (m + 1)
-        for j in range(1, m + 1):
-            current[j] = row[j - 1] + min(previous[j], current[j - 1], previous[j - 1])
+        current, left, diagonal = [inf], inf, previous[0]
+        for cost, up in zip(row, previous[1:]):  # comparisons, not min(): this loop is most of the scoring time
+            best = up if up < left else left
+            left = cost + (diagonal if diagonal < best else best)
+            current.append(left)
+            diagonal = up
         previous = current
-    return previous[m]
+    return previous[-1]
 
 
 def _dtw(d: Sequence[float], n: int, t: list[int], r: list[int]) -> float:
@@ -133,7 +136,8 @@ def _normalized(dtw_metres: float, reference_length: int, threshold: float) -> f
 
 
 def _cls(d: Sequence[float], n: int, t: list[int], r: list[int], threshold: float) -> float:
-    coverage = sum(math.exp(-min(d[i * n + j] for j in t) / threshold) for i in r) / len(r)
+    exp = math.exp
+    coverage = sum(exp(-min([d[i * n + j] for j in t]) / threshold) for i in r) / len(r)
     expected = coverage * _length(d, n, r)
     length = _length(d, n, t)
     if expected == 0.0 and length == 0.0:
