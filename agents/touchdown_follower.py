@@ -6,16 +6,18 @@ Per step ``t`` (for each of ``B`` episodes; the blocks are those of ``valan.agen
     views     = roll(features[panorama], heading, pano_yaw)          (V, D)  agent's heading at view V // 2
     visual    = tanh(W_v flatten(tanh(W_p views) + position))        (H)     egocentric layout kept by position
     context   = attend(h_{t-1}, text)                                (H)     text attention (top layer's h)
-    h_t       = StackedLSTMCell([visual; context; action_{t-1}; time_t; links_t])
+    h_t       = StackedLSTMCell([visual; context; action_{t-1} + turn_t; time_t; links_t])
     f_t       = tanh(W [h_t; context; visual])
     logits    = W_a f_t                     (A = 4 discrete actions, or 18 panoramic bins + STOP)
     value     = MLP(f_t)
 
-``action_{t-1}`` embeds the previous action (``num_actions`` = none yet), ``time_t`` the time step and
+``action_{t-1}`` embeds the previous action (``num_actions`` = none yet), ``turn_t`` projects how far it turned
+the agent (``obs["heading_change"]`` / 180 degrees: the turn taken at a junction, or the bend of the street a
+FORWARD followed; map2seq's heading delta, Schumann & Riezler 2022), ``time_t`` embeds the time step and
 ``links_t`` the junction: an embedding of the number of outgoing links (street, intersection or dead end;
 map2seq's junction type) plus a projection of the link layout (which 45-degree sectors around the heading hold a
 link, ``obs["link_layout"]``), so the agent knows whether LEFT turns into a street and where FORWARD leads.
-Checkpoints from before the layout load with a zero projection (they act as they did).
+Checkpoints from before the layout or the turn load with zero projections for them (they act as they did).
 Visual features are read by index from ``feature_table`` (``(N, V, D)``, unrolled, a non-persistent buffer:
 checkpoints do not carry it) and rolled with ``valan.envs.streetview.views`` (the environment's definition),
 or taken from ``obs["features"]`` when the observation has them (already rolled).
@@ -95,6 +97,7 @@ class TouchdownFollower(nn.Module):
         self.time_embedding = nn.Embedding(max_steps + 1, time_embed_dim)
         self.links_embedding = nn.Embedding(MAX_LINKS + 1, action_embed_dim)
         self.layout_projection = nn.Linear(LINK_SECTORS, action_embed_dim)
+        self.turn_projection = nn.Linear(1, action_embed_dim)
         self.text_attention = Attention(hidden_dim, hidden_dim)
         core_input = visual_width + hidden_dim + 2 * action_embed_dim + time_embed_dim
         self.core = StackedLSTMCell(core_input, hidden_dim, core_layers)
@@ -133,7 +136,8 @@ class TouchdownFollower(nn.Module):
         if self.visual_mode == "features":
             views = self.view_encoder(self.panorama_views(obs)) + self.view_position  # (T, B, V, view_dim)
             visual = torch.tanh(self.visual(views.flatten(-2))).unbind(0)  # T x (B, H)
-        previous = self.action_embedding(obs["previous_action"].long().clamp(0, self.num_actions))
+        previous = (self.action_embedding(obs["previous_action"].long().clamp(0, self.num_actions))
+                    + self.turn_projection(obs["heading_change"].float()[..., None] / 180.0))
         time = self.time_embedding(obs["time_step"].long().clamp(0, self.max_steps))
         links = (self.links_embedding(obs["num_links"].long().clamp(0, MAX_LINKS))
                  + self.layout_projection(obs["link_layout"].float()))
@@ -154,6 +158,7 @@ class TouchdownFollower(nn.Module):
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
         check_visual_weights(state_dict, prefix, "view_encoder.", self.visual_mode)
-        for name, tensor in (("weight", self.layout_projection.weight), ("bias", self.layout_projection.bias)):
-            state_dict.setdefault(f"{prefix}layout_projection.{name}", torch.zeros_like(tensor))  # older checkpoints
+        for layer in ("layout_projection", "turn_projection"):  # absent from older checkpoints
+            for name, tensor in getattr(self, layer).named_parameters():
+                state_dict.setdefault(f"{prefix}{layer}.{name}", torch.zeros_like(tensor))
         super()._load_from_state_dict(state_dict, prefix, *args)

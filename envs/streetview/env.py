@@ -32,6 +32,10 @@ Observations are dicts of fixed-shape numpy arrays:
 - ``link_layout`` int8 (8,): which 45-degree sectors around the heading hold an outgoing link (sector 0 straight
   ahead, then clockwise; ``navigation.link_layout``): the junction's shape, e.g. whether LEFT turns into a street.
 - ``previous_action`` int64 (): the last action, ``num_actions`` at the first step.
+- ``heading_change`` float32 () degrees in ``(-180, 180]``: how far the last action turned the agent, clockwise
+  positive (a LEFT or RIGHT at a junction, or the bend of the street a FORWARD followed); 0 at the first step
+  and after a move that changed nothing. Map2seq's "heading delta" (Schumann & Riezler 2022): relative, so it
+  cannot single out a panorama.
 - ``time_step`` int64 (): actions taken so far.
 - ``oracle_next_action`` int64 (): the action that follows the route (FORWARD when the next route panorama is
   the one FORWARD reaches, else the turn toward it; STOP at the end of the route; off the route, toward the goal
@@ -61,7 +65,8 @@ from valan.envs.streetview.graph import UNREACHABLE, StreetGraph, load_graph
 from valan.envs.streetview.metrics import task_completion
 from valan.envs.streetview.navigation import (LINK_SECTORS, NO_LINK, NUM_DISCRETE_ACTIONS, PANORAMIC_BINS,
                                               PANORAMIC_WINDOW, discrete_action_toward, discrete_move, link_layout,
-                                              oracle_link, panoramic_action_toward, panoramic_move)
+                                              oracle_link, panoramic_action_toward, panoramic_move,
+                                              signed_rotation)
 from valan.envs.streetview.views import DEFAULT_VIEWS, rolled_features
 from valan.errors import InputError
 from valan.features.stores import FeatureStore, SyntheticFeatures
@@ -178,6 +183,7 @@ def observation_space(world: TouchdownWorld, max_steps: int, actions: int,
         "num_links": integer(max_degree),
         "link_layout": spaces.Box(0, 1, (LINK_SECTORS,), np.int8),
         "previous_action": integer(actions),
+        "heading_change": spaces.Box(np.float32(-180.0), np.float32(180.0), (), np.float32),
         "time_step": integer(max_steps),
         "oracle_next_action": integer(actions - 1),
     }
@@ -210,6 +216,7 @@ class _Slots:
         self.time = np.zeros(k, np.int64)
         self.progress = np.zeros(k, np.int64)
         self.previous_action = np.full(k, self.num_actions, np.int64)
+        self.heading_change = np.zeros(k, np.float64)
         self.returns = np.zeros(k, np.float64)
         self.path: list[list[int]] = [[] for _ in range(k)]
         self.observation_space = observation_space(world, max_steps, self.num_actions, features)
@@ -222,6 +229,7 @@ class _Slots:
             start = self.world.route_nodes[e][0]
             self.episode[s], self.node[s], self.heading[s] = e, start, self.world.start_heading[e]
             self.time[s], self.progress[s], self.previous_action[s], self.returns[s] = 0, 0, self.num_actions, 0.0
+            self.heading_change[s] = 0.0
             self.path[s] = [start]
 
     def _completed(self, node: int, goal: int) -> bool:
@@ -240,6 +248,7 @@ class _Slots:
         goal = route[-1]
         self.time[slot] += 1
         self.previous_action[slot] = action
+        self.heading_change[slot] = 0.0
         if action == self.stop_action:
             reward, ended = 0.0, True
         else:
@@ -261,6 +270,7 @@ class _Slots:
                     self.progress[slot] = k + 1
                 elif nxt in position:
                     self.progress[slot] = position[nxt]
+            self.heading_change[slot] = signed_rotation(self.heading[slot], heading)
             self.node[slot], self.heading[slot] = nxt, heading % 360.0
             ended = bool(self.time[slot] >= self.max_steps)
         if ended:
@@ -294,6 +304,7 @@ class _Slots:
             "link_layout": np.stack([link_layout(g, n, h) for n, h in zip(node.tolist(), self.heading.tolist())]
                                     ).reshape(len(node), LINK_SECTORS),
             "previous_action": self.previous_action.copy(),
+            "heading_change": self.heading_change.astype(np.float32),
             "time_step": self.time.copy(),
             "oracle_next_action": np.array([self.oracle(s) for s in range(len(node))], np.int64),
         }

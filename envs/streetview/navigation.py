@@ -68,6 +68,11 @@ def clockwise(a: float, b: float) -> float:
     return (b - a) % 360.0
 
 
+def signed_rotation(a: float, b: float) -> float:
+    """Rotation from heading ``a`` to heading ``b``, degrees in ``(-180, 180]``, clockwise positive."""
+    return 180.0 - clockwise(b, a + 180.0)
+
+
 def angle_between(a: float, b: float) -> float:
     """Unsigned angle between two headings, degrees in ``[0, 180]``."""
     cw = clockwise(a, b)

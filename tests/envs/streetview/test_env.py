@@ -14,7 +14,7 @@ from valan.data import sample_path
 from valan.envs.streetview.dataset import load_routes, parse_routes
 from valan.envs.streetview.env import BatchedTouchdownEnv, TouchdownEnv
 from valan.envs.streetview.graph import load_graph, read_graph
-from valan.envs.streetview.navigation import FORWARD, LEFT, STOP
+from valan.envs.streetview.navigation import FORWARD, LEFT, RIGHT, STOP
 from valan.errors import InputError
 from valan.envs.streetview.metrics import evaluate_streetview
 
@@ -72,6 +72,25 @@ def test_start_heading_is_not_snapped_and_touchdown_starts_need_turning():
     assert obs["previous_action"] == 4 and obs["num_links"] == env.graph.out_degree(int(obs["panorama"]))
     obs, _, _, _, _ = env.step(LEFT)
     assert obs["heading"] in env.graph.links(int(obs["panorama"]))[0] and obs["previous_action"] == LEFT
+
+
+def test_heading_change_is_the_signed_turn_of_the_last_action(tmp_path):
+    graph_dir = write_graph(tmp_path / "graph")
+    data = tmp_path / "routes.jsonl"
+    data.write_text(json.dumps({"id": 3, "navigation_text": "turn right and follow the bend", "start_heading": 0,
+                                "route_panoids": ["X", "E", "E2"]}) + "\n")
+    env = TouchdownEnv(data=data, graph=graph_dir, vocab_min_count=1, max_steps=8)
+    obs, _ = env.reset(options={"episode_id": 3})
+    assert obs["heading_change"] == 0.0 and env.observation_space.contains(obs)
+    changes = []
+    for action in (RIGHT, FORWARD, FORWARD, LEFT, LEFT):  # turn to E, X -> E, E -> E2 round the bend, dead end
+        obs, _, _, _, _ = env.step(action)
+        changes.append(float(obs["heading_change"]))
+    # E's onward link leaves at 100 degrees; E2's only link points back (280): turning there is a U-turn
+    assert changes == [90.0, 0.0, 10.0, 180.0, 0.0]
+    env.reset(options={"episode_id": 3})
+    obs, _, _, _, _ = env.step(LEFT)
+    assert obs["heading_change"] == -90.0
 
 
 def test_rewards_progress_minus_step_cost_and_stop_bonus(tmp_path):

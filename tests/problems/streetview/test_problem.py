@@ -80,26 +80,30 @@ def test_acting_step_by_step_equals_one_pass_over_the_sequence(visual):
     torch.testing.assert_close(out.logits, torch.stack(logits), rtol=1e-4, atol=1e-5)
 
 
-def test_the_follower_reads_the_link_layout_and_older_checkpoints_load_blind_to_it():
+@pytest.mark.parametrize("key, layer", [("link_layout", "layout_projection"), ("heading_change", "turn_projection")])
+def test_the_follower_reads_the_junction_and_turn_and_older_checkpoints_load_blind_to_them(key, layer):
     torch.manual_seed(0)
     config = small_config("map2seq_sample.yaml")
     problem = get_problem("map2seq")
     agent = problem.make_agent(config).eval()
     env = problem.make_env(config, "train", 4, seed=1, evaluation=False)
     obs, _ = env.reset()
+    obs, _, _, _ = env.step(np.full(4, 1))  # LEFT: a turn to report
     assert obs["link_layout"].shape == (4, 8) and (obs["link_layout"].sum(1) >= 1).all()
-    first = torch.ones(1, 4, dtype=torch.bool)
+    assert (obs["heading_change"] != 0).all()  # on a street LEFT turns round (about 180 degrees)
+    first = torch.zeros(1, 4, dtype=torch.bool)
 
     def logits(model, observation):
         with torch.inference_mode():
             return model(as_tensors(observation), model.initial_state(4), first)[0].logits
 
-    other = {**obs, "link_layout": 1 - obs["link_layout"]}
-    assert not torch.allclose(logits(agent, obs), logits(agent, other))  # the layout reaches the policy
-    old = {k: v for k, v in agent.state_dict().items() if not k.startswith("layout_projection.")}
+    other = {**obs, "link_layout": 1 - obs["link_layout"], "heading_change": -obs["heading_change"]}
+    other = {**obs, key: other[key]}
+    assert not torch.allclose(logits(agent, obs), logits(agent, other))  # the input reaches the policy
+    old = {k: v for k, v in agent.state_dict().items() if not k.startswith(f"{layer}.")}
     loaded = problem.make_agent(config).eval()
-    loaded.load_state_dict(old)  # a checkpoint saved before the layout existed
-    assert not loaded.layout_projection.weight.any() and not loaded.layout_projection.bias.any()
+    loaded.load_state_dict(old)  # a checkpoint saved before the input existed
+    assert not any(p.any() for p in getattr(loaded, layer).parameters())
     torch.testing.assert_close(logits(loaded, obs), logits(loaded, other))
 
 
