@@ -3,21 +3,16 @@ the summary keys with positive rates; the Ray variants are what the full benchma
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_throughput.py"
+from helpers.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_throughput")
 
 
 def test_naive_loop_and_bounds_of_a_tiny_config(bench, one_torch_thread):

@@ -4,7 +4,6 @@ reads ordinals correctly, and bad input exits 2 without writing."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from valan.envs.streetview.dataset import StreetViewRoute, load_routes
 from valan.envs.streetview.graph import StreetGraph, load_graph
 from valan.envs.streetview.navigation import signed_rotation
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "streetview_templates.py"
+from helpers.scripts import load_script
+
 BLOCK = 4  # panoramas from one intersection to the next
 SIZE = 6 * BLOCK + 1  # lattice points per side: 7 x 7 intersections
 ORDINAL = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3}
@@ -23,10 +23,7 @@ ORDINAL = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3}
 
 @pytest.fixture(scope="module")
 def templates():
-    spec = importlib.util.spec_from_file_location("streetview_templates", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("streetview_templates")
 
 
 def grid_lines() -> tuple[list[str], list[str]]:

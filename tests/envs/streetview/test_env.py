@@ -35,6 +35,13 @@ def follow_oracle(data, graph_dir, action_space="discrete", max_steps=60):
     return [{"id": f["id"], "trajectory": f["trajectory"]} for f in finished], [f["steps"] for f in finished]
 
 
+def one_route_env(tmp_path, record: dict, max_steps: int) -> TouchdownEnv:
+    """A TouchdownEnv on the toy graph of ``helpers.graphs`` holding the one map2seq ``record``."""
+    data = tmp_path / "routes.jsonl"
+    data.write_text(json.dumps(record) + "\n")
+    return TouchdownEnv(data=data, graph=write_graph(tmp_path / "graph"), vocab_min_count=1, max_steps=max_steps)
+
+
 def test_make_with_no_arguments_and_check_env():
     env = gymnasium.make("valan/Touchdown-v0")
     obs, info = env.reset(seed=0)
@@ -75,11 +82,8 @@ def test_start_heading_is_not_snapped_and_touchdown_starts_need_turning():
 
 
 def test_heading_change_is_the_signed_turn_of_the_last_action(tmp_path):
-    graph_dir = write_graph(tmp_path / "graph")
-    data = tmp_path / "routes.jsonl"
-    data.write_text(json.dumps({"id": 3, "navigation_text": "turn right and follow the bend", "start_heading": 0,
-                                "route_panoids": ["X", "E", "E2"]}) + "\n")
-    env = TouchdownEnv(data=data, graph=graph_dir, vocab_min_count=1, max_steps=8)
+    env = one_route_env(tmp_path, {"id": 3, "navigation_text": "turn right and follow the bend", "start_heading": 0,
+                                   "route_panoids": ["X", "E", "E2"]}, max_steps=8)
     obs, _ = env.reset(options={"episode_id": 3})
     assert obs["heading_change"] == 0.0 and env.observation_space.contains(obs)
     changes = []
@@ -94,11 +98,8 @@ def test_heading_change_is_the_signed_turn_of_the_last_action(tmp_path):
 
 
 def test_rewards_progress_minus_step_cost_and_stop_bonus(tmp_path):
-    graph_dir = write_graph(tmp_path / "graph")
-    data = tmp_path / "routes.jsonl"
-    data.write_text(json.dumps({"id": 1, "navigation_text": "go north twice", "start_heading": 0,
-                                "route_panoids": ["X", "N", "N2"]}) + "\n")
-    env = TouchdownEnv(data=data, graph=graph_dir, vocab_min_count=1, max_steps=4)
+    env = one_route_env(tmp_path, {"id": 1, "navigation_text": "go north twice", "start_heading": 0,
+                                   "route_panoids": ["X", "N", "N2"]}, max_steps=4)
     env.reset(options={"episode_id": 1})
     _, r, terminated, _, _ = env.step(LEFT)  # a turn: no progress
     assert r == pytest.approx(-0.2) and not terminated
@@ -115,11 +116,8 @@ def test_rewards_progress_minus_step_cost_and_stop_bonus(tmp_path):
 
 
 def test_step_limit_ends_the_episode_as_if_stopped(tmp_path):
-    graph_dir = write_graph(tmp_path / "graph")
-    data = tmp_path / "routes.jsonl"
-    data.write_text(json.dumps({"id": 7, "navigation_text": "x", "start_heading": 90,
-                                "route_panoids": ["X", "N", "N2", "D"]}) + "\n")
-    env = TouchdownEnv(data=data, graph=graph_dir, vocab_min_count=1, max_steps=2)
+    env = one_route_env(tmp_path, {"id": 7, "navigation_text": "x", "start_heading": 90,
+                                   "route_panoids": ["X", "N", "N2", "D"]}, max_steps=2)
     env.reset()
     _, _, terminated, _, _ = env.step(LEFT)
     assert not terminated
