@@ -98,6 +98,25 @@ def test_resume_continues_step_count_and_optimizer_state(ray_session, tmp_path):
     assert adam_steps == {second.step}  # Adam's moments were restored, not restarted
 
 
+def test_resume_evaluates_a_checkpoint_the_stopped_run_left_unevaluated(ray_session, tmp_path):
+    from valan.distributed.driver import train
+
+    config = small_config(512)
+    first = train(toy.ToyProblem(), config, tmp_path, show_progress=False)
+    history = EvalAggregator.read_history(tmp_path)
+    assert [line["step"] for line in history] == [0, first.step]  # the untrained policy and the end
+    # What a signal leaves: the final evaluation missing (here: its line removed), the checkpoint there.
+    path = tmp_path / "eval" / "metrics.jsonl"
+    path.write_text("".join(line + "\n" for line in path.read_text().splitlines()[:1]))
+    config.run.total_env_steps = 1024
+    second = train(toy.ToyProblem(), config, tmp_path, resume=True, show_progress=False)
+    steps = [line["step"] for line in EvalAggregator.read_history(tmp_path)]
+    assert steps == [0, first.step, second.step]  # the resumed weights first, before training on
+    third = train(toy.ToyProblem(), config, tmp_path, resume=True, show_progress=False)  # nothing left to train
+    assert third.step == second.step
+    assert [line["step"] for line in EvalAggregator.read_history(tmp_path)] == steps  # evaluated already
+
+
 def test_resume_without_checkpoint_is_an_input_error(ray_session, tmp_path):
     from valan.distributed.driver import train
     from valan.errors import InputError

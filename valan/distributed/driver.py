@@ -10,7 +10,8 @@ sized to the machine, or ``--ray-address`` to join a cluster). Placement:
   cluster they fill the CPU nodes.
 
 Evaluations run on eval actors at step 0 (the untrained policy), every ``run.eval_every_env_steps`` and at the
-end. When the run's selection split (``run.select_split``; default: the first eval split whose name contains
+end; a resumed run whose checkpoint has no complete evaluation in ``eval/metrics.jsonl`` (an interrupt skips the
+final one and cuts short the one in flight) evaluates the resumed weights first. When the run's selection split (``run.select_split``; default: the first eval split whose name contains
 "unseen", else the first) scores a new best ``problem.select_metric``, the learner writes the evaluated weights
 as ``checkpoints/BEST.pt``.
 
@@ -119,6 +120,12 @@ def select_split(config: TrainConfig) -> str | None:
                              f"{', '.join(splits) or 'none'})")
         return chosen
     return next((split for split in splits if "unseen" in split), splits[0] if splits else None)
+
+
+def _evaluated_at(out_dir: str | Path, step: int, splits: list[str]) -> bool:
+    """Whether ``<out_dir>/eval/metrics.jsonl`` holds every split's evaluation at learner step ``step``."""
+    done = {line.get("split") for line in EvalAggregator.read_history(out_dir) if line.get("step") == step}
+    return set(splits) <= done
 
 
 def _node_of(actor) -> str:
@@ -348,8 +355,10 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
     bar = None
     try:
         info = first_info = set_up(setup)
-        if assignment and info["step"] == 0:
-            evals.start(learner, current=True)  # the untrained policy, for comparison
+        if assignment and (info["step"] == 0 or not _evaluated_at(out_dir, info["step"], eval_splits)):
+            # The untrained policy, for comparison; or, on resume, the weights a stop left without their
+            # evaluation (a signal skips the final one and cuts short the one in flight).
+            evals.start(learner, current=True)
             keep_best(evals.collect(learner, timeout=None))
         ray.get(learner.start.remote())
         bar = tqdm(total=config.run.total_env_steps, initial=info["env_steps"], unit="env step",
@@ -394,7 +403,7 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
         summary = ray.get(learner.stop.remote())
         supervisor.wait_finished(timeout=30.0)
         keep_best(evals.collect(learner, timeout=None))
-        if assignment and summary["step"] not in evals.results:
+        if assignment and not _evaluated_at(out_dir, summary["step"], eval_splits):
             evals.start(learner, current=True)
             keep_best(evals.collect(learner, timeout=None))
         actor_nodes = [_node_of(actor) for actor in supervisor.actors]
