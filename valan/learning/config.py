@@ -86,7 +86,7 @@ class RunConfig:
     """Budget, logging, checkpoints. A run stops at whichever budget is reached first."""
 
     total_env_steps: int = 60000
-    total_minutes: float = 0.0  # 0: no time limit
+    total_minutes: float = 0.0  # wall-clock minutes of training in this invocation (a resume starts anew); 0: none
     eval_every_env_steps: int = 20000
     checkpoint_every_env_steps: int = 20000
     keep_last: int = 3
