@@ -35,7 +35,7 @@ import numpy as np
 from valan.envs.streetview.dataset import StreetViewRoute, load_routes
 from valan.envs.streetview.graph import StreetGraph, load_graph
 from valan.envs.streetview.navigation import FORWARD, discrete_move, signed_rotation
-from valan.envs.streetview.split import UNSEEN_AREA_FILE, inside_polygon, read_unseen_area
+from valan.envs.streetview.split import UNSEEN_AREA_FILE, panoramas_inside, read_unseen_area
 from valan.errors import InputError
 from valan.io import atomic_write
 
@@ -176,7 +176,7 @@ class _Walk:
 
 def area_mask(graph: StreetGraph, graph_dir: Path, area: str) -> np.ndarray:
     """Panoramas outside (or, for ``area="inside"``, inside) the polygon of ``graph_dir/unseen_area_bbox.txt``."""
-    inside = inside_polygon(graph.latlng[:, ::-1], read_unseen_area(graph_dir / UNSEEN_AREA_FILE))
+    inside = panoramas_inside(graph, read_unseen_area(graph_dir / UNSEEN_AREA_FILE))
     return inside if area == "inside" else ~inside
 
 

@@ -64,9 +64,14 @@ class AreaSplit:
     unseen: list[int]
 
 
+def panoramas_inside(graph: StreetGraph, polygon: np.ndarray) -> np.ndarray:
+    """Bool ``(N,)``: which of ``graph``'s panoramas lie inside ``polygon`` (``read_unseen_area``'s lng, lat)."""
+    return inside_polygon(graph.latlng[:, ::-1], polygon)  # graph rows are (lat, lng)
+
+
 def routes_touching(routes: list[StreetViewRoute], graph: StreetGraph, polygon: np.ndarray) -> np.ndarray:
     """Bool per route: whether any of its panoramas (those in ``graph``) lies inside ``polygon``."""
-    inside = inside_polygon(graph.latlng[:, ::-1], polygon)  # graph rows are (lat, lng); the polygon (lng, lat)
+    inside = panoramas_inside(graph, polygon)
     return np.array([any(inside[graph.index[p]] for p in r.route if p in graph.index) for r in routes], dtype=bool)
 
 

@@ -11,9 +11,9 @@ sized to the machine, or ``--ray-address`` to join a cluster). Placement:
 
 Evaluations run on eval actors at step 0 (the untrained policy), every ``run.eval_every_env_steps`` and at the
 end; a resumed run whose checkpoint has no complete evaluation in ``eval/metrics.jsonl`` (an interrupt skips the
-final one and cuts short the one in flight) evaluates the resumed weights first. When the run's selection split (``run.select_split``; default: the first eval split whose name contains
-"unseen", else the first) scores a new best ``problem.select_metric``, the learner writes the evaluated weights
-as ``checkpoints/BEST.pt``.
+final one and cuts short the one in flight) evaluates the resumed weights first. When the run's selection split
+(``run.select_split``; default: the first eval split whose name contains "unseen", else the first) scores a new
+best ``problem.select_metric``, the learner writes the evaluated weights as ``checkpoints/BEST.pt``.
 
 Every process can fail and the run still finishes:
 
@@ -355,7 +355,7 @@ def train(problem: Problem, config: TrainConfig, out_dir: str | Path, resume: bo
     bar = None
     try:
         info = first_info = set_up(setup)
-        if assignment and (info["step"] == 0 or not _evaluated_at(out_dir, info["step"], eval_splits)):
+        if assignment and not _evaluated_at(out_dir, info["step"], eval_splits):
             # The untrained policy, for comparison; or, on resume, the weights a stop left without their
             # evaluation (a signal skips the final one and cuts short the one in flight).
             evals.start(learner, current=True)
