@@ -1,4 +1,4 @@
-"""Template instructions on Street View routes: a language-free check of map2seq generalisation (docs/unseen.md).
+"""Template instructions on Street View routes: generated language to probe map2seq generalisation (docs/unseen.md).
 
 A *light* here is an intersection cluster: a connected group of panoramas with three or more outgoing links. A
 template route starts on a street (a panorama with two links), passes 0-2 lights, turns left or right at the next
@@ -238,8 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     routes.add_argument("--graph", type=Path, required=True, help="folder with nodes.txt, links.txt and "
                         f"{UNSEEN_AREA_FILE}")
     routes.add_argument("--out", type=Path, required=True)
-    routes.add_argument("--count", type=int, default=3000)
-    routes.add_argument("--seed", type=int, default=0)
+    routes.add_argument("--count", type=int, default=3000, help="routes to write (default 3000)")
+    routes.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     routes.add_argument("--area", choices=("outside", "inside"), default="outside",
                         help="sample outside the unseen area (training data) or inside it (a check)")
     agreement = commands.add_parser("agreement", help="how well human ordinal lights match the clusters")
