@@ -19,8 +19,7 @@ Options (off by default; docs/unseen.md has their measurements): ``visited=True`
 vector to the candidates the episode has already visited (``obs["candidate_visited"]``); ``odometry=True`` makes
 the core also read an embedding of ``obs["odometry"]`` (metres walked and the start's position in the agent's
 frame, in units of ``ODOMETRY_SCALE`` metres) beside the previous action; ``progress_monitor=True`` adds the
-progress head below; ``lookahead=True`` adds an embedding of ``obs["candidate_onward"]`` (which 45-degree sectors
-beyond each candidate hold further viewpoints; slot 0: the layout here) to each candidate's geometry.
+progress head below.
 Visual features are read by index from ``feature_table`` (``(N, 36, D)``, a non-persistent buffer: checkpoints
 do not carry it) or, when the observation has them, from ``obs["features"]`` ``(36, D)``.
 
@@ -49,7 +48,7 @@ from torch import nn
 from valan.agents.base import AgentOutput, mask_logits
 from valan.agents.layers import (Attention, InstructionEncoder, StackedLSTMCell, VisualEncoder, check_visual_weights,
                                  instruction_bank)
-from valan.envs.r2r.geometry import GEOMETRY_DIM, ODOMETRY_DIM, ONWARD_SECTORS
+from valan.envs.r2r.geometry import GEOMETRY_DIM, ODOMETRY_DIM
 
 ODOMETRY_SCALE = 10.0  # metres per unit of the odometry embedding's input (R2R paths are ~10 m long)
 
@@ -63,7 +62,7 @@ class R2RFollower(nn.Module):
                  max_instruction_length: int = 80, embed_dim: int = 64, hidden_dim: int = 128, core_layers: int = 2,
                  geometry_dim: int = 32, dropout: float = 0.0, instruction_dropout: float = 0.0,
                  visual: str = "features", visited: bool = False, odometry: bool = False,
-                 progress_monitor: bool = False, lookahead: bool = False):
+                 progress_monitor: bool = False):
         super().__init__()
         if visual not in ("features", "none"):
             raise ValueError(f"visual must be 'features' or 'none', got {visual!r}")
@@ -81,7 +80,6 @@ class R2RFollower(nn.Module):
         self.instruction_encoder = InstructionEncoder(vocab_size, embed_dim, hidden_dim, dropout=instruction_dropout)
         self.geometry = nn.Sequential(nn.Linear(GEOMETRY_DIM, geometry_dim), nn.Tanh())
         self.odometry = (nn.Sequential(nn.Linear(ODOMETRY_DIM, geometry_dim), nn.Tanh()) if odometry else None)
-        self.onward = nn.Sequential(nn.Linear(ONWARD_SECTORS, geometry_dim), nn.Tanh()) if lookahead else None
         if uses_features:
             self.visual_encoder = VisualEncoder(feature_dim, hidden_dim)
             self.view_pooling = Attention(hidden_dim, hidden_dim)
@@ -118,10 +116,7 @@ class R2RFollower(nn.Module):
         T, B = first.shape
         first = first.bool()
         h, c, f, text, text_mask = state
-        candidate_geometry = self.geometry(obs["candidate_geometry"].float())
-        if self.onward is not None:
-            candidate_geometry = candidate_geometry + self.onward(obs["candidate_onward"].float())
-        candidate_inputs = [candidate_geometry]
+        candidate_inputs = [self.geometry(obs["candidate_geometry"].float())]
         if self.visual_mode == "features":
             raw = obs["features"] if "features" in obs else self.feature_table[obs["viewpoint"]]
             views = self.visual_encoder(raw.float())  # (T, B, V, H)

@@ -27,11 +27,6 @@ being the current viewpoint (= STOP):
   the view at the agent's heading, elevation 0; padding 0).
 - ``candidate_geometry`` float32 (1+K, 5): sin and cos of the heading relative to the agent's heading, sin and cos
   of the elevation relative to the agent's, distance in metres (slot 0: ``[0, 1, 0, 1, 0]``; padding zeros).
-- ``candidate_onward`` int8 (1+K, 8): the layout beyond each candidate: which of eight 45-degree sectors around
-  the direction of travel to candidate ``k`` (sector 0 straight on, then clockwise) hold a neighbour of that
-  candidate other than the current viewpoint (a dead end has none, a corridor sector 0); slot 0: the sectors
-  around the agent's heading that hold the current viewpoint's candidates; padding zeros. Graph geometry only,
-  coarse enough not to single out a viewpoint.
 - ``previous_action_geometry`` float32 (5,): the chosen slot's geometry at the previous step (``[0, 1, 0, 1, 0]``
   at t = 0 and after a no-op).
 - ``time_step`` int64 (): actions taken so far; ``oracle_next_action`` int64 (): the slot of the first hop of a
@@ -67,8 +62,7 @@ from valan.data import sample_path
 from valan.envs.batched import BatchedEnv, SingleEpisodeEnv
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.drawing import draw_r2r_episode
-from valan.envs.r2r.geometry import (GEOMETRY_DIM, NO_MOVE_GEOMETRY, ODOMETRY_DIM, ONWARD_SECTORS, VIEW_STEP,
-                                     nearest_view, onward_sector)
+from valan.envs.r2r.geometry import GEOMETRY_DIM, NO_MOVE_GEOMETRY, ODOMETRY_DIM, VIEW_STEP, nearest_view
 from valan.envs.r2r.graph import Connectivity, ViewpointIndex
 from valan.envs.r2r.metrics import DTW_THRESHOLD, SUCCESS_THRESHOLD, ndtw
 from valan.envs.r2r.rewards import NEEDS_NDTW, REWARDS, Transition
@@ -207,21 +201,6 @@ class R2RWorld:
         self.slot_sin_heading = np.sin(self.slot_heading) * candidate
         self.slot_cos_heading = np.cos(self.slot_heading) * candidate
 
-    @functools.cached_property
-    def slot_onward(self) -> np.ndarray:
-        """``(N, 1 + K, ONWARD_SECTORS)`` int8: per candidate slot, the sectors around the direction of travel to
-        that candidate holding one of its neighbours other than the viewpoint left (``candidate_onward``; slot 0
-        and padding zero)."""
-        n, slots = self.slot_viewpoint.shape
-        onward = np.zeros((n, slots, ONWARD_SECTORS), np.int8)
-        beyond = self.slot_viewpoint[self.slot_viewpoint][:, :, 1:]  # (N, 1 + K, K): the candidates' candidates
-        valid = (self.slot_candidate[:, :, None] & self.slot_candidate[self.slot_viewpoint][:, :, 1:]
-                 & (beyond != np.arange(n)[:, None, None]))
-        relative = self.slot_heading[self.slot_viewpoint][:, :, 1:] - self.slot_heading[:, :, None]
-        rows, slot, _ = np.nonzero(valid)
-        onward[rows, slot, onward_sector(relative[valid])] = 1
-        return onward
-
     def _build_episode_tables(self) -> None:
         e = len(self.episodes)
         self.episode_number: dict[str, int] = {}
@@ -309,7 +288,6 @@ def observation_space(world: R2RWorld, max_steps: int, features: FeatureStore | 
         "candidate_view": box(0, R2R_VIEWS - 1, (slots,), np.int64),
         "candidate_geometry": spaces.Box(np.broadcast_to(low, (slots, GEOMETRY_DIM)),
                                          np.broadcast_to(high, (slots, GEOMETRY_DIM)), dtype=np.float32),
-        "candidate_onward": box(0, 1, (slots, ONWARD_SECTORS), np.int8),
         "previous_action_geometry": spaces.Box(low, high, dtype=np.float32),
         "time_step": box(0, max_steps, (), np.int64),
         "oracle_next_action": box(0, world.max_candidates, (), np.int64),
@@ -432,16 +410,6 @@ class _Slots:
             self._geometry_cache = geometry
         return self._geometry_cache
 
-    def _onward(self) -> np.ndarray:
-        """``candidate_onward`` of the current state: the static table, with slot 0 the layout here."""
-        w, pos = self.world, self.position
-        onward = w.slot_onward[pos]
-        here = w.slot_candidate[pos, 1:]
-        sector = onward_sector(w.slot_heading[pos, 1:] - self.heading[:, None])
-        rows, _ = np.nonzero(here)
-        onward[rows, 0, sector[here]] = 1
-        return onward
-
     def observe(self) -> dict[str, np.ndarray]:
         """Fresh observation arrays with a leading slot dimension."""
         w = self.world
@@ -462,7 +430,6 @@ class _Slots:
             "candidate_mask": w.slot_mask[pos],
             "candidate_view": view,
             "candidate_geometry": self._geometry().copy(),
-            "candidate_onward": self._onward(),
             "previous_action_geometry": self.previous_geometry.copy(),
             "time_step": self.time.copy(),
             "oracle_next_action": np.where((pos == goal) | ~w.has_reference[episodes], STOP, first),

@@ -18,8 +18,6 @@ GEOMETRY_DIM = 5
 ODOMETRY_DIM = 4
 """The ``odometry`` observation (dead reckoning, metres): the length walked, and the start ahead of, to the right
 of and above the agent."""
-ONWARD_SECTORS = 8
-"""Sectors of the ``candidate_onward`` observation: 45 degrees each, sector 0 centred on the direction of travel."""
 NO_MOVE_GEOMETRY = np.array([0.0, 1.0, 0.0, 1.0, 0.0], dtype=np.float32)
 """Geometry of staying put (slot 0, STOP) and of the start of a path."""
 VIEW_STEP = 2 * math.pi / R2R_HEADINGS
@@ -35,10 +33,3 @@ def nearest_view(heading: np.ndarray | float, elevation: np.ndarray | float) -> 
     step = np.rint(np.asarray(heading) / VIEW_STEP).astype(np.int64) % R2R_HEADINGS
     level = np.clip(np.rint(np.asarray(elevation) / VIEW_STEP).astype(np.int64), -1, 1) + 1
     return r2r_view_index(level, step)
-
-
-def onward_sector(relative_heading: np.ndarray) -> np.ndarray:
-    """Sector (``0 .. ONWARD_SECTORS - 1``) of headings relative to a direction (radians clockwise): sector 0 is
-    centred on the direction, the others follow clockwise."""
-    width = 2 * math.pi / ONWARD_SECTORS
-    return np.floor(np.mod(relative_heading + width / 2, 2 * math.pi) / width).astype(np.int64) % ONWARD_SECTORS

@@ -15,14 +15,14 @@ from valan.problems import get_problem
 SMALL = ["agent.hidden_dim=32", "agent.embed_dim=16", "agent.geometry_dim=8"]
 
 
-@pytest.fixture(scope="module", params=["features", "none", "none+visited+odometry+monitor+lookahead"])
+@pytest.fixture(scope="module", params=["features", "none", "none+visited+odometry+monitor"])
 def setup(request):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small model on a shared 2-core machine: intra-op threads only add contention
     torch.manual_seed(0)
     visual, *options = request.param.split("+")
     extra = {"visited": ["agent.visited=true"], "odometry": ["agent.odometry=true"],
-             "monitor": ["agent.progress_monitor=0.5"], "lookahead": ["agent.lookahead=true"]}
+             "monitor": ["agent.progress_monitor=0.5"]}
     config = apply_overrides(load_train_config(), [*SMALL, f"agent.visual={visual}",
                                                     *(o for name in options for o in extra[name])])
     problem = get_problem("r2r")
@@ -204,21 +204,6 @@ def test_the_been_there_vector_moves_only_visited_candidates(setup):
         assert moved[visited].all() and not moved[~visited].any()
     finally:
         agent.load_state_dict(state)
-
-
-def test_the_onward_layout_moves_only_the_logit_of_the_candidate_it_describes(setup):
-    config, problem, table, agent = setup
-    if agent.onward is None:
-        pytest.skip("agent.lookahead is off in this configuration")
-    obs, first = _walk(setup, 6, 10, seed=4)
-    before, _ = agent(obs, agent.initial_state(6), first)
-    t, b = 5, 2
-    k = int(np.flatnonzero(obs["candidate_mask"][t, b].numpy())[-1])  # its last candidate
-    changed = dict(obs, candidate_onward=obs["candidate_onward"].clone())
-    changed["candidate_onward"][t, b, k] = int(not changed["candidate_onward"][t, b, k].any())  # dead end <-> open
-    after, _ = agent(changed, agent.initial_state(6), first)
-    moved = ~torch.isclose(after.logits, before.logits)
-    assert moved[t, b, k] and moved.sum() == 1  # candidates are scored, not fed back into the recurrent state
 
 
 def test_the_progress_monitor_learns_from_the_observations_progress(setup):

@@ -40,7 +40,6 @@ class R2RAgentConfig(AgentConfig):
     # weight of a progress monitor's loss (Ma et al. 2019: a head estimating the share of the distance to the goal
     # made good, trained by squared error beside the policy's loss); 0: no monitor head
     progress_monitor: float = 0.0
-    lookahead: bool = False  # candidates also carry the layout beyond them (the env's candidate_onward)
 
     def __post_init__(self) -> None:
         require(self.progress_monitor >= 0, "agent.progress_monitor must be >= 0 (0: no progress monitor)")

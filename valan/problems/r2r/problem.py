@@ -100,8 +100,7 @@ class R2RProblem(Problem):
                            max_instruction_length=config.env.max_instruction_length, embed_dim=a.embed_dim,
                            hidden_dim=a.hidden_dim, core_layers=a.core_layers, geometry_dim=a.geometry_dim,
                            dropout=a.dropout, instruction_dropout=a.instruction_dropout, visual=config.resolve_visual(),
-                           visited=a.visited, odometry=a.odometry, progress_monitor=a.progress_monitor > 0,
-                           lookahead=a.lookahead)
+                           visited=a.visited, odometry=a.odometry, progress_monitor=a.progress_monitor > 0)
 
     def loss(self, agent: torch.nn.Module, unroll: Unroll, config: R2RConfig
              ) -> tuple[torch.Tensor, dict[str, float]]:
