@@ -33,6 +33,15 @@ def test_reading_failures_name_the_file(tmp_path, content, reason, reader):
         reader(path)
 
 
+@pytest.mark.parametrize("reader, where", [(read_json, "at line 1 column 3"), (read_jsonl, "on line 1 column 3")])
+def test_a_malformed_json_message_says_where_and_what_without_a_dangling_at(tmp_path, reader, where):
+    path = tmp_path / "input.json"
+    path.write_text('["\tx"]\n')  # a raw tab inside a string
+    with pytest.raises(InputError) as caught:
+        reader(path)
+    assert str(caught.value) == f"{path}: malformed JSON {where}: Invalid control character"
+
+
 def test_a_full_disk_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     path = tmp_path / "result.json"
     write_json(path, {"old": True})

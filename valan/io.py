@@ -49,6 +49,11 @@ def read_text(path: str | os.PathLike) -> str:
         return Path(path).read_text(encoding="utf-8")
 
 
+def _problem(error: json.JSONDecodeError) -> str:
+    """The decoder's message without its dangling "at" (``json`` appends the position to "... starting at")."""
+    return error.msg.removesuffix(" at")
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Load a JSON file, turning a missing file or malformed JSON into an ``InputError``."""
     path = Path(path)
@@ -57,7 +62,7 @@ def read_json(path: str | os.PathLike) -> Any:
             try:
                 return json.load(f)
             except json.JSONDecodeError as e:
-                raise InputError(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}",
+                raise InputError(f"malformed JSON at line {e.lineno} column {e.colno}: {_problem(e)}",
                                  source=str(path)) from None
 
 
@@ -73,7 +78,8 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as e:
-                    raise InputError(f"malformed JSON on line {lineno}: {e.msg}", source=str(path)) from None
+                    raise InputError(f"malformed JSON on line {lineno} column {e.colno}: {_problem(e)}",
+                                     source=str(path)) from None
     return records
 
 
