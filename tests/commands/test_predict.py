@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from helpers.checkpoints import save_trained
 from valan.cli import main
@@ -132,3 +133,31 @@ def test_predict_serves_every_registered_problem(tmp_path, capsys, one_torch_thr
     predictions = json.loads(out.read_text())
     key = get_problem("ndh").prediction_key
     assert predictions and all(set(p) == {key, "trajectory"} for p in predictions)
+
+
+def test_several_checkpoints_predict_as_one_ensemble(tmp_path, capsys, one_torch_thread):
+    """Two copies of one checkpoint act exactly as it does alone; members of another problem, vocabulary or env
+    config are refused in one line before anything is written."""
+    from valan.problems.r2r.config import R2RConfig, R2REnvConfig
+    from valan.problems.streetview.config import TouchdownConfig
+
+    ckpt = save_trained(tmp_path / "r2r.pt", R2RConfig())
+    argv = ["predict", "r2r", "--data", str(sample_path("R2R_sample_val_seen.json")), "--no-progress"]
+    assert main([*argv, "--checkpoint", str(ckpt), "--output", str(tmp_path / "alone.json")]) == 0
+    rc = main([*argv, "--checkpoint", str(ckpt), str(ckpt), "--output", str(tmp_path / "pair.json")])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "pair.json").read_text()) == json.loads((tmp_path / "alone.json").read_text())
+    assert f"predictions of {ckpt} + {ckpt} on" in capsys.readouterr().out
+
+    strangers = {"a 'touchdown' checkpoint": save_trained(tmp_path / "td.pt", TouchdownConfig()),
+                 "vocabulary differs": save_trained(tmp_path / "vocab.pt", R2RConfig()),
+                 "env config differs": save_trained(tmp_path / "env.pt", R2RConfig(env=R2REnvConfig(max_candidates=9)))}
+    state = torch.load(strangers["vocabulary differs"], weights_only=True)
+    state["vocab"] = [*state["vocab"][:-1], "zebra-crossing"]
+    torch.save(state, strangers["vocabulary differs"])
+    for reason, path in strangers.items():
+        out = tmp_path / f"{path.stem}.json"
+        rc = main([*argv, "--checkpoint", str(ckpt), str(path), "--output", str(out)])
+        err = capsys.readouterr().err
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and not out.exists(), err
+        assert path.name in err and reason in err, err

@@ -3,7 +3,8 @@
 The agent (a ``valan train`` checkpoint) acts greedily on every episode of ``--data``, exactly as
 ``valan evaluate --checkpoint`` runs it, but nothing is scored, so episodes need no reference path. The
 checkpoint carries its config and vocabulary: acting needs only the checkpoint, the navigation graph and the
-split file. ``TASK`` is ``r2r``, ``streetview`` (Touchdown and map2seq checkpoints) or the name of any
+split file. Several checkpoints act as one ensemble (the mean of their log-probabilities at every step;
+``valan.agents.ensemble``): same problem, vocabulary and env config. ``TASK`` is ``r2r``, ``streetview`` (Touchdown and map2seq checkpoints) or the name of any
 registered problem (``valan.problems.PROBLEMS``); it must match the checkpoint.
 
 Output (written atomically): R2R ``[{"instr_id": ..., "trajectory": [[viewpoint, heading, elevation], ...]}]``,
@@ -22,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", metavar="TASK",
                         help="r2r, streetview (Touchdown / map2seq) or another registered problem; must match the "
                              "checkpoint's problem")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by valan train")
+    parser.add_argument("--checkpoint", type=Path, nargs="+", required=True, metavar="CKPT",
+                        help="a checkpoint written by valan train; several act as one ensemble (mean of their "
+                             "log-probabilities; same problem, vocabulary and env config)")
     parser.add_argument("--data", type=Path, required=True,
                         help="the split to predict: an R2R-format JSON file, or Touchdown/map2seq JSON lines")
     parser.add_argument("--graph", "--connectivity", dest="graph", type=Path, metavar="DIR",
@@ -38,9 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from valan.distributed.evaluation import TrainedCheckpoint
     from valan.io import write_json
 
-    trained = TrainedCheckpoint.load(args.checkpoint, task=args.task)
-    predictions = trained.predictions(args.data, args.graph, num_envs=args.num_envs, progress=not args.no_progress)
+    trained, *others = [TrainedCheckpoint.load(path, task=args.task) for path in args.checkpoint]
+    predictions = trained.predictions(args.data, args.graph, num_envs=args.num_envs, progress=not args.no_progress,
+                                      ensemble_with=others)
     write_json(args.output, predictions, indent=None)
-    print(f"wrote {len(predictions)} {trained.problem.name} predictions of {args.checkpoint} on {args.data} "
-          f"to {args.output}")
+    agent = " + ".join(str(path) for path in args.checkpoint)
+    print(f"wrote {len(predictions)} {trained.problem.name} predictions of {agent} on {args.data} to {args.output}")
     return 0

@@ -23,7 +23,7 @@ import dataclasses
 import json
 import queue
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -151,26 +151,50 @@ class TrainedCheckpoint:
         return cls(problem, config, state, source)
 
     def predictions(self, data_file: str | Path, graph: str | Path | None = None, num_envs: int = 16,
-                    progress: bool = False) -> list[dict[str, Any]]:
+                    progress: bool = False, ensemble_with: Sequence[TrainedCheckpoint] = ()) -> list[dict[str, Any]]:
         """The trained agent's leaderboard-format predictions on every episode of ``data_file`` (reference paths
         or not: test splits too), acting greedily (:func:`local_greedy_episodes`); ``graph`` replaces the training
-        config's navigation graph when given; ``progress`` shows a progress bar."""
+        config's navigation graph when given; ``progress`` shows a progress bar.
+
+        ``ensemble_with``: further checkpoints that act together with this one as a
+        :class:`~valan.agents.ensemble.Ensemble` (mean of the members' log-probabilities). They must have this
+        checkpoint's problem, vocabulary and environment config (``InputError`` naming the one that differs);
+        the environment and the episodes are this checkpoint's."""
         import tempfile
 
+        from valan.agents.ensemble import Ensemble
         from valan.text import Vocabulary
 
         problem = self.problem
         config = problem.evaluation_config(self.config, DATA_FILE_SPLIT, data_file, graph)
+        for other in ensemble_with:
+            self._check_ensemble_member(other)
         with tempfile.TemporaryDirectory(prefix="valan-vocab-") as scratch:
             if "vocab" in self.state:  # the checkpoint's own vocabulary, not the training files'
                 vocab_file = Path(scratch) / "vocab.txt"
                 Vocabulary(list(self.state["vocab"])).save(vocab_file)
                 config = dataclasses.replace(config, data=dataclasses.replace(config.data, vocab=str(vocab_file)))
-            agent = problem.make_agent(config, problem.feature_table(config))
-            problem.init_from(agent, self.state, source=self.source)
-            agent.eval()
+            members = []
+            for trained in (self, *ensemble_with):  # each member's own agent config, this one's data and env
+                member_config = dataclasses.replace(trained.config, data=config.data, env=config.env)
+                agent = problem.make_agent(member_config, problem.feature_table(member_config))
+                problem.init_from(agent, trained.state, source=trained.source)
+                members.append(agent)
+            agent = (Ensemble(members) if ensemble_with else members[0]).eval()
             episodes = local_greedy_episodes(problem, config, agent, DATA_FILE_SPLIT, num_envs, progress)
         return leaderboard_predictions(problem, episodes)
+
+    def _check_ensemble_member(self, other: TrainedCheckpoint) -> None:
+        """``InputError`` unless ``other`` can act beside this checkpoint (see :meth:`predictions`)."""
+        if other.problem.name != self.problem.name:
+            raise InputError(f"a {other.problem.name!r} checkpoint cannot join an ensemble with the "
+                             f"{self.problem.name!r} checkpoint {self.source}", source=other.source)
+        if list(other.state.get("vocab", ())) != list(self.state.get("vocab", ())):
+            raise InputError(f"its vocabulary differs from that of {self.source}: ensemble members must share one",
+                             source=other.source)
+        if other.config.env != self.config.env:
+            raise InputError(f"its env config differs from that of {self.source}: ensemble members must observe "
+                             "alike", source=other.source)
 
 
 def assign_splits(splits: list[str], num_eval_actors: int) -> list[list[str]]:
