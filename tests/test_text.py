@@ -74,3 +74,12 @@ def test_load_community_train_vocabulary(shared_r2r):
     ids, length = vocab.encode("Walk past the dining table and stop at the stairs.", 80)
     assert UNK_ID not in ids[:length].tolist()
     assert vocab.decode(ids) == tokenize("Walk past the dining table and stop at the stairs.")
+
+
+def test_mirror_ids_swap_left_and_right_and_nothing_else():
+    vocab = Vocabulary(["<PAD>", "<UNK>", "<EOS>", "turn", "left", "right", "leftmost", "stop"])
+    ids, _ = vocab.encode("Turn left, then right; the leftmost stop", 12)
+    mirrored = vocab.mirror_ids()[ids]
+    assert vocab.decode(mirrored) == ["turn", "right", "<UNK>", "<UNK>", "left", "<UNK>", "<UNK>", "leftmost",
+                                      "stop"]  # "rightmost" is not in this vocabulary, so "leftmost" stays
+    np.testing.assert_array_equal(vocab.mirror_ids()[vocab.mirror_ids()], np.arange(len(vocab)))

@@ -25,6 +25,10 @@ PAD_ID, UNK_ID, EOS_ID = 0, 1, 2
 
 _SPLIT = re.compile(r"(\W+)")
 
+MIRROR_WORDS = (("left", "right"), ("leftmost", "rightmost"))
+"""Words that trade places when a scene is mirrored left to right (:meth:`Vocabulary.mirror_ids`). "right" as in
+"stop right at the door" is swapped too: a few hundred of R2R train's ~10,000 "right"s."""
+
 
 def tokenize(sentence: str) -> list[str]:
     """Split an instruction into lowercase tokens, punctuation kept as tokens."""
@@ -93,6 +97,16 @@ class Vocabulary:
         out = np.full(max_length, PAD_ID, dtype=np.int64)
         out[: len(ids)] = ids
         return out, len(ids)
+
+    def mirror_ids(self) -> np.ndarray:
+        """``(len(self),)`` int64: each token id's mirror image, the other word of its pair in ``MIRROR_WORDS``
+        (the id itself for every other token and where the vocabulary lacks the pair's other word). Indexing
+        encoded instructions with it gives the instructions of the mirrored scene."""
+        ids = np.arange(len(self.tokens), dtype=np.int64)
+        for a, b in MIRROR_WORDS:
+            if a in self.index and b in self.index:
+                ids[self.index[a]], ids[self.index[b]] = self.index[b], self.index[a]
+        return ids
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Tokens for ``ids`` up to (not including) the first ``<EOS>`` or ``<PAD>``."""

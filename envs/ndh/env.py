@@ -107,12 +107,14 @@ class NDHWorld(R2RWorld):
 def _ndh_slots(num_slots: int, data, connectivity, vocab, features: FeatureStore | None,
                split_episodes: Sequence[NDHEpisode] | None, path_type: str, reward: str, max_steps: int,
                max_instruction_length: int, max_candidates: int, include_features: bool,
-               scans: Sequence[str] | None, history: bool) -> tuple[_Slots, FeatureStore]:
+               scans: Sequence[str] | None, history: bool, mirror: float = 0.0,
+               seed: int = 0) -> tuple[_Slots, FeatureStore]:
     world = NDHWorld.from_sources(data, connectivity, vocab, split_episodes, path_type=path_type,
                                   max_instruction_length=max_instruction_length, max_candidates=max_candidates,
                                   scans=scans)
     features = feature_store(features, SyntheticFeatures(), R2R_VIEWS)  # a store, or its path
-    return _Slots(world, num_slots, reward, max_steps, features if include_features else None, history), features
+    return _Slots(world, num_slots, reward, max_steps, features if include_features else None, history, mirror,
+                  seed), features
 
 
 class NDHEnv(SingleEpisodeEnv):
@@ -137,7 +139,8 @@ class NDHEnv(SingleEpisodeEnv):
 
 class BatchedNDHEnv(BatchedEnv):
     """``num_envs`` NDH instances stepped together for one actor: the contract of ``valan.envs.batched``.
-    Arguments are ``NDHEnv``'s plus ``num_envs``, ``evaluation`` and ``seed``."""
+    Arguments are ``NDHEnv``'s plus ``num_envs``, ``evaluation``, ``seed`` and ``mirror`` (``BatchedR2REnv``'s: the
+    probability that an instance is seen mirrored left to right, its dialog's left/right words swapped)."""
 
     world: NDHWorld
 
@@ -147,7 +150,7 @@ class BatchedNDHEnv(BatchedEnv):
                  max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
                  scans: Sequence[str] | None = None, history: bool = False, evaluation: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, mirror: float = 0.0):
         super().__init__(*_ndh_slots(num_envs, data, connectivity, vocab, features, split_episodes, path_type,
                                      reward, max_steps, max_instruction_length, max_candidates, include_features,
-                                     scans, history), evaluation, seed)
+                                     scans, history, mirror, seed), evaluation, seed)

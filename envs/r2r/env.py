@@ -43,6 +43,13 @@ being the current viewpoint (= STOP):
     label: an agent must not act on it.
 - with ``include_features=True`` only: ``features`` float32 (36, D), the current viewpoint's panorama.
 
+Mirroring (``mirror``, training only): each episode start is mirrored left to right with probability ``mirror``.
+A mirrored episode sees the scene's reflection: the sine of every relative heading (``candidate_geometry[..., 0]``,
+``previous_action_geometry[0]``) and the start's offset to the right (``odometry[2]``) change sign, ``heading`` is
+``2 pi - heading``, and the instruction's left/right words trade places (``valan.text.MIRROR_WORDS``). Positions,
+rewards, metrics and the trajectory stay those of the real episode. The reflection of a panorama is not in the
+features, so mirroring is for agents that read no visual features (``candidate_view`` is left as it is).
+
 Global viewpoint indices run over *all scans of the connectivity directory* by default (``scans=`` restricts
 them), so environments for different splits, and shards of one split, share one feature table.
 """
@@ -306,11 +313,15 @@ class _Slots:
     (``valan.envs.batched.EpisodeSlots``)."""
 
     def __init__(self, world: R2RWorld, num_slots: int, reward: str, max_steps: int,
-                 features: FeatureStore | None, history: bool = False):
+                 features: FeatureStore | None, history: bool = False, mirror: float = 0.0, seed: int = 0):
         if reward not in REWARDS:
             raise InputError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
+        if not 0.0 <= mirror <= 1.0:
+            raise ValueError(f"mirror must be a probability in [0, 1], got {mirror}")
+        if mirror and features is not None:
+            raise ValueError("mirror needs an agent without visual features: the features hold no mirrored panoramas")
         self.world, self.max_steps, self.features, self.history = world, max_steps, features, history
         self.reward_name, self._reward = reward, REWARDS[reward]
         self._track_ndtw = reward in NEEDS_NDTW
@@ -329,6 +340,10 @@ class _Slots:
         self.path_length = np.zeros(k, np.int64)
         self.returns = np.zeros(k, np.float64)
         self.path_ndtw = np.zeros(k, np.float64)
+        self.mirror = mirror
+        self.mirrored = np.zeros(k, bool)  # the episode of each slot is seen mirrored left to right
+        self._mirror_rng = np.random.default_rng([seed, 1])  # a stream apart from the episode schedule's
+        self._mirror_ids = world.vocab.mirror_ids() if mirror else None
         self._geometry_cache: np.ndarray | None = None
         self.observation_space = observation_space(world, max_steps, features, history)
         self.action_space = spaces.Discrete(1 + world.max_candidates)
@@ -350,6 +365,8 @@ class _Slots:
         self.path_heading[slots, 0] = w.start_heading[episodes]
         self.path_length[slots] = 1
         self.returns[slots] = 0.0
+        if self.mirror:
+            self.mirrored[slots] = self._mirror_rng.random(np.shape(slots)) < self.mirror
         self._geometry_cache = None
         if self._track_ndtw:
             for s in np.atleast_1d(slots):
@@ -436,9 +453,21 @@ class _Slots:
         }
         if self.history:
             obs.update(self._history())
+        if self.mirrored.any():
+            self._reflect(obs)
         if self.features is not None:
             obs["features"] = np.stack([self.features.get(w.viewpoint_scans[g], w.viewpoint_ids[g]) for g in pos])
         return obs
+
+    def _reflect(self, obs: dict[str, np.ndarray]) -> None:
+        """Turn the observations of the mirrored slots into those of the scene's reflection (module docstring)."""
+        m = self.mirrored
+        obs["instruction"] = np.where(m[:, None], self._mirror_ids[obs["instruction"]], obs["instruction"])
+        obs["heading"] = np.where(m, np.float32(2 * math.pi) - obs["heading"], obs["heading"]).astype(np.float32)
+        obs["candidate_geometry"][m, :, 0] *= -1
+        obs["previous_action_geometry"][m, 0] *= -1
+        if "odometry" in obs:
+            obs["odometry"][m, 2] *= -1
 
     def _history(self) -> dict[str, np.ndarray]:
         """The ``history`` observations: ``candidate_visited``, ``odometry`` and ``progress``."""
@@ -493,13 +522,15 @@ def _r2r_slots(num_slots: int, data: PathLike | Sequence[PathLike] | None,
                connectivity: PathLike | Connectivity | None, vocab: PathLike | Vocabulary | None,
                features: FeatureStore | PathLike | None, split_episodes: Sequence[R2REpisode] | None, reward: str,
                max_steps: int, max_instruction_length: int, max_candidates: int, include_features: bool,
-               scans: Sequence[str] | None, history: bool) -> tuple[_Slots, FeatureStore]:
+               scans: Sequence[str] | None, history: bool, mirror: float = 0.0,
+               seed: int = 0) -> tuple[_Slots, FeatureStore]:
     """The slots of an R2R env (arguments as ``R2REnv``'s) and its feature store."""
     world = R2RWorld.from_sources(data, connectivity, vocab, split_episodes,
                                   max_instruction_length=max_instruction_length, max_candidates=max_candidates,
                                   scans=scans)
     features = feature_store(features, SyntheticFeatures(), R2R_VIEWS)
-    return _Slots(world, num_slots, reward, max_steps, features if include_features else None, history), features
+    return _Slots(world, num_slots, reward, max_steps, features if include_features else None, history, mirror,
+                  seed), features
 
 
 class R2REnv(SingleEpisodeEnv):
@@ -552,8 +583,9 @@ class BatchedR2REnv(BatchedEnv):
     elevation], ...]``), ``return``, ``steps``, ``distance_to_goal`` and ``success`` (None without a reference
     path). Evaluation runs every episode exactly once in the given order.
 
-    Constructor arguments are those of ``R2REnv`` plus ``num_envs``, ``evaluation``, ``seed`` and
-    ``episode_weights`` (training: one sampling weight per episode, in data order; ``valan.envs.batched``).
+    Constructor arguments are those of ``R2REnv`` plus ``num_envs``, ``evaluation``, ``seed``,
+    ``episode_weights`` (training: one sampling weight per episode, in data order; ``valan.envs.batched``) and
+    ``mirror`` (the probability that an episode start is mirrored left to right; module docstring).
     """
 
     world: R2RWorld
@@ -564,10 +596,10 @@ class BatchedR2REnv(BatchedEnv):
                  reward: str = "distance", max_steps: int = 12, max_instruction_length: int = 80,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES, include_features: bool = False,
                  scans: Sequence[str] | None = None, history: bool = False, evaluation: bool = False,
-                 seed: int = 0, episode_weights: np.ndarray | None = None):
+                 seed: int = 0, episode_weights: np.ndarray | None = None, mirror: float = 0.0):
         super().__init__(*_r2r_slots(num_envs, data, connectivity, vocab, features, split_episodes, reward,
                                      max_steps, max_instruction_length, max_candidates, include_features, scans,
-                                     history),
+                                     history, mirror, seed),
                          evaluation, seed, episode_weights)
 
     @property

@@ -43,6 +43,14 @@ Observations are dicts of fixed-shape numpy arrays:
 - with ``include_features=True`` only: ``features`` float32 (V, D) of the panorama, rolled so that the view
   nearest the heading is at position ``V // 2``.
 
+Mirroring (``mirror``, training only): each episode start is mirrored left to right with probability ``mirror``.
+A mirrored episode sees the street layout's reflection: ``heading`` is ``360 - heading``, ``heading_change`` changes
+sign, ``link_layout`` is reflected (``navigation.mirrored_layout``), the instruction's left/right words trade
+places (``valan.text.MIRROR_WORDS``), and LEFT and RIGHT (panoramic: bins ``b`` and ``18 - b``) trade places in
+the actions taken, ``previous_action`` and ``oracle_next_action`` (``navigation.mirrored_actions``). Panoramas,
+rewards, metrics and the trajectory stay those of the real episode. The features hold no reflected panoramas, so
+mirroring is for agents that read no visual features.
+
 Finished episodes report ``id`` (the route id), ``trajectory`` (panorama ids, consecutive duplicates removed:
 the prediction format of ``valan evaluate streetview``), ``return``, ``steps``, ``task_completion`` and ``spd``
 (hops from the final panorama to the goal).
@@ -65,8 +73,8 @@ from valan.envs.streetview.graph import UNREACHABLE, StreetGraph, load_graph
 from valan.envs.streetview.metrics import task_completion
 from valan.envs.streetview.navigation import (LINK_SECTORS, NO_LINK, NUM_DISCRETE_ACTIONS, PANORAMIC_BINS,
                                               PANORAMIC_WINDOW, discrete_action_toward, discrete_move, link_layout,
-                                              oracle_link, panoramic_action_toward, panoramic_move,
-                                              signed_rotation)
+                                              mirrored_actions, mirrored_layout, oracle_link,
+                                              panoramic_action_toward, panoramic_move, signed_rotation)
 from valan.envs.streetview.views import DEFAULT_VIEWS, rolled_features
 from valan.errors import InputError
 from valan.features.stores import FeatureStore, SyntheticFeatures
@@ -198,11 +206,15 @@ class _Slots:
 
     def __init__(self, world: TouchdownWorld, num_slots: int, action_space: str, max_steps: int, reward: str,
                  step_cost: float, stop_reward: float, features: FeatureStore | None,
-                 panoramic_window: float = PANORAMIC_WINDOW):
+                 panoramic_window: float = PANORAMIC_WINDOW, mirror: float = 0.0, seed: int = 0):
         if reward not in REWARDS:
             raise InputError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
         if max_steps < 1:
             raise InputError("max_steps must be at least 1")
+        if not 0.0 <= mirror <= 1.0:
+            raise ValueError(f"mirror must be a probability in [0, 1], got {mirror}")
+        if mirror and features is not None:
+            raise ValueError("mirror needs an agent without visual features: the features hold no mirrored panoramas")
         self.world, self.graph = world, world.graph
         self.num_actions = num_actions(action_space)
         self.panoramic = action_space == "panoramic"
@@ -219,6 +231,11 @@ class _Slots:
         self.heading_change = np.zeros(k, np.float64)
         self.returns = np.zeros(k, np.float64)
         self.path: list[list[int]] = [[] for _ in range(k)]
+        self.mirror = mirror
+        self.mirrored = np.zeros(k, bool)  # the episode of each slot is seen mirrored left to right
+        self._mirror_rng = np.random.default_rng([seed, 1])  # a stream apart from the episode schedule's
+        self._mirror_actions = mirrored_actions(self.num_actions)
+        self._mirror_ids = world.vocab.mirror_ids() if mirror else None
         self.observation_space = observation_space(world, max_steps, self.num_actions, features)
         self.action_space = spaces.Discrete(self.num_actions)
 
@@ -231,6 +248,8 @@ class _Slots:
             self.time[s], self.progress[s], self.previous_action[s], self.returns[s] = 0, 0, self.num_actions, 0.0
             self.heading_change[s] = 0.0
             self.path[s] = [start]
+        if self.mirror:
+            self.mirrored[slots] = self._mirror_rng.random(len(slots)) < self.mirror
 
     def _completed(self, node: int, goal: int) -> bool:
         return node == goal or self.graph.adjacent(node, goal)
@@ -239,6 +258,7 @@ class _Slots:
         """Apply ``actions`` to ``slots``; returns float64 rewards and whether each episode ended."""
         if np.any((actions < 0) | (actions >= self.num_actions)):
             raise ValueError(f"actions must be in [0, {self.num_actions - 1}], got {actions.tolist()}")
+        actions = np.where(self.mirrored[slots], self._mirror_actions[actions], actions)  # into the real scene
         outcomes = [self._act(s, a) for s, a in zip(slots.tolist(), actions.tolist())]
         return np.array([r for r, _ in outcomes], np.float64), np.array([e for _, e in outcomes], bool)
 
@@ -308,10 +328,23 @@ class _Slots:
             "time_step": self.time.copy(),
             "oracle_next_action": np.array([self.oracle(s) for s in range(len(node))], np.int64),
         }
+        if self.mirrored.any():
+            self._reflect(obs)
         if self.features is not None:
             table = np.stack([self.features.get(g.name, g.panoids[i]) for i in node])
             obs["features"] = rolled_features(table, self.heading, g.yaw[node].astype(np.float64))
         return obs
+
+    def _reflect(self, obs: dict[str, np.ndarray]) -> None:
+        """Turn the observations of the mirrored slots into those of the street layout's reflection (module
+        docstring)."""
+        m = self.mirrored
+        obs["instruction"] = np.where(m[:, None], self._mirror_ids[obs["instruction"]], obs["instruction"])
+        obs["heading"] = np.where(m, (np.float32(360.0) - obs["heading"]) % np.float32(360.0), obs["heading"])
+        obs["heading_change"] = np.where(m, -obs["heading_change"], obs["heading_change"])
+        obs["link_layout"] = np.where(m[:, None], mirrored_layout(obs["link_layout"]), obs["link_layout"])
+        for key in ("previous_action", "oracle_next_action"):
+            obs[key] = np.where(m, self._mirror_actions[obs[key]], obs[key])
 
     def picture(self, slot: int) -> Any:
         """The episode of ``slot`` so far, top-down on the lat/lng graph (``valan.envs.streetview.drawing``): the
@@ -340,12 +373,13 @@ def _touchdown_slots(num_slots: int, data: PathLike | Sequence[PathLike] | None,
                      vocab: PathLike | Vocabulary | None, features: FeatureStore | PathLike | None,
                      routes: Sequence[StreetViewRoute] | None, action_space: str, max_steps: int,
                      max_instruction_length: int, reward: str, step_cost: float, stop_reward: float,
-                     include_features: bool, vocab_min_count: int) -> tuple[_Slots, FeatureStore]:
+                     include_features: bool, vocab_min_count: int, mirror: float = 0.0,
+                     seed: int = 0) -> tuple[_Slots, FeatureStore]:
     """The slots of a Touchdown env (arguments as ``TouchdownEnv``'s) and its feature store."""
     world = TouchdownWorld.from_sources(data, graph, vocab, routes, max_instruction_length, vocab_min_count)
     features = feature_store(features, SyntheticFeatures(views=DEFAULT_VIEWS), DEFAULT_VIEWS)
     slots = _Slots(world, num_slots, action_space, max_steps, reward, step_cost, stop_reward,
-                   features if include_features else None)
+                   features if include_features else None, mirror=mirror, seed=seed)
     return slots, features
 
 
@@ -398,8 +432,9 @@ class BatchedTouchdownEnv(BatchedEnv):
     lists the ended episodes (dicts with ``slot`` and the fields of the module docstring). Evaluation runs every
     route exactly once in file order.
 
-    Constructor arguments are those of ``TouchdownEnv`` plus ``num_envs``, ``evaluation`` and ``seed``;
-    ``max_steps`` defaults to 50 with ``evaluation=True`` and 55 otherwise.
+    Constructor arguments are those of ``TouchdownEnv`` plus ``num_envs``, ``evaluation``, ``seed`` and
+    ``mirror`` (the probability that an episode start is mirrored left to right; module docstring); ``max_steps``
+    defaults to 50 with ``evaluation=True`` and 55 otherwise.
     """
 
     world: TouchdownWorld
@@ -410,12 +445,12 @@ class BatchedTouchdownEnv(BatchedEnv):
                  action_space: str = "discrete", max_steps: int | None = None,
                  max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH, reward: str = "progress",
                  step_cost: float = 0.2, stop_reward: float = 1.0, include_features: bool = False,
-                 vocab_min_count: int = 5, evaluation: bool = False, seed: int = 0):
+                 vocab_min_count: int = 5, evaluation: bool = False, seed: int = 0, mirror: float = 0.0):
         if max_steps is None:
             max_steps = EVAL_MAX_STEPS if evaluation else TRAIN_MAX_STEPS
         super().__init__(*_touchdown_slots(num_envs, data, graph, vocab, features, routes, action_space, max_steps,
                                            max_instruction_length, reward, step_cost, stop_reward, include_features,
-                                           vocab_min_count), evaluation, seed)
+                                           vocab_min_count, mirror, seed), evaluation, seed)
 
     @property
     def graph(self) -> StreetGraph:

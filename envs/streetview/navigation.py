@@ -91,6 +91,25 @@ def link_layout(graph: StreetGraph, node: int, heading: float) -> np.ndarray:
     return layout
 
 
+def mirrored_layout(layout: np.ndarray) -> np.ndarray:
+    """The link layout(s) ``(..., LINK_SECTORS)`` of the scene mirrored left to right: sector ``i`` becomes sector
+    ``-i`` (ahead right <-> ahead left, right <-> left; ahead and back stay)."""
+    return layout[..., (-np.arange(LINK_SECTORS)) % LINK_SECTORS]
+
+
+def mirrored_actions(num_actions: int) -> np.ndarray:
+    """``(num_actions + 1,)`` int64: each action's mirror image, left to right, with index ``num_actions`` (no
+    action yet) itself. Discrete: LEFT <-> RIGHT; panoramic (``num_actions = bins + 1``): bin ``b`` <-> bin
+    ``(bins - b) % bins`` (straight ahead and straight back stay); STOP stays. The map is its own inverse."""
+    ids = np.arange(num_actions + 1, dtype=np.int64)
+    if num_actions == NUM_DISCRETE_ACTIONS:
+        ids[LEFT], ids[RIGHT] = RIGHT, LEFT
+    else:
+        bins = num_actions - 1
+        ids[:bins] = (bins - np.arange(bins)) % bins
+    return ids
+
+
 def facing_link(graph: StreetGraph, node: int, heading: float) -> int:
     """Global index of the outgoing link the agent faces (see module docstring); ``NO_LINK`` without links."""
     a, b = int(graph.link_offsets[node]), int(graph.link_offsets[node + 1])

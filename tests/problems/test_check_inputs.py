@@ -75,3 +75,14 @@ def test_unknown_panorama_in_a_touchdown_route(tmp_path):
     config = load_train_config(config_path("touchdown_sample.yaml"), [f"data.train=[{train}]"])
     with pytest.raises(InputError, match=rf"{train}: route_id {record['route_id']}: 1 of 2 panoramas are not in"):
         get_problem("touchdown").check_inputs(config)
+
+
+@pytest.mark.parametrize("problem", ["r2r", "ndh", "touchdown", "map2seq"])
+def test_mirror_is_refused_for_an_agent_that_reads_features(problem):
+    overrides = [f"problem={problem}", "env.mirror=0.5"]
+    get_problem(problem).check_inputs(load_train_config(None, overrides))  # synthetic features: visual none
+    config = load_train_config(None, [*overrides, "agent.visual=features"])
+    with pytest.raises(InputError, match="env.mirror needs agent.visual none"):
+        get_problem(problem).check_inputs(config)
+    with pytest.raises(InputError, match="env.mirror must be a probability"):
+        load_train_config(None, [f"problem={problem}", "env.mirror=2"])

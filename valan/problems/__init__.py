@@ -67,6 +67,7 @@ class Problem:
         """
         if not config.data.train:
             raise InputError("data.train names no episode files")
+        config.check_mirror()
         self.vocabulary(config)
 
     def make_env(self, config: TrainConfig, split: str, num_envs: int, seed: int, evaluation: bool) -> Any:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from valan.config import require
 from valan.errors import InputError
 from valan.learning.config import DistributedConfig, LearningConfig, RunConfig
 
@@ -85,6 +86,13 @@ class EnvConfig:
     max_steps: int = 12  # actions per episode, STOP included
     reward: str = "distance"  # reward name understood by the problem's environment
     max_instruction_length: int = 80  # tokens, <EOS> included
+    # probability that a training episode is seen mirrored left to right (geometry reflected, left/right words and
+    # actions swapped; the environments' docstrings): twice the distinct training episodes, for agents without
+    # visual features only (TrainConfig.check_mirror)
+    mirror: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(0.0 <= self.mirror <= 1.0, "env.mirror must be a probability in [0, 1]")
 
 
 @dataclass
@@ -134,3 +142,9 @@ class TrainConfig:
         if self.agent.visual == "auto":
             self.agent.visual = "none" if self.data.features == "synthetic" else "features"
         return self.agent.visual
+
+    def check_mirror(self) -> None:
+        """``env.mirror`` only for an agent without visual features (``InputError`` otherwise): the features hold
+        no mirrored panoramas."""
+        if self.env.mirror and self.resolve_visual() != "none":
+            raise InputError("env.mirror needs agent.visual none: the features hold no mirrored panoramas")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -428,3 +431,74 @@ def test_default_max_candidates_fits_every_real_scan(shared_r2r):
     connectivity = Connectivity(shared_r2r / "connectivity")
     degree = max(len(nb) for scan in connectivity.scans() for nb in connectivity.graph(scan).neighbors)
     assert degree <= 16 - 3  # max degree over all 90 scans is 13; the default 16 leaves room
+
+
+def _reflected_connectivity(source, out) -> None:
+    """Copy of the connectivity folder ``source`` reflected left to right (x -> -x) into ``out``."""
+    out.mkdir()
+    for f in sorted(source.glob("*_connectivity.json")):
+        records = json.loads(f.read_text())
+        for r in records:
+            r["pose"][3] = -r["pose"][3]
+        (out / f.name).write_text(json.dumps(records))
+
+
+def test_mirrored_episodes_see_the_reflected_scene(sample_connectivity, sample_train, tmp_path):
+    """An episode seen mirrored observes what the same episode sees in a truly reflected copy of its scan (x -> -x,
+    start heading -> -heading, left/right words swapped), step by step along the same viewpoints; rewards and
+    positions stay the real episode's."""
+    reflected = tmp_path / "reflected"
+    _reflected_connectivity(Path(sample_connectivity), reflected)
+    episodes = load_r2r(sample_train)[:6]
+    swapped = [ep._replace(heading=-ep.heading % (2 * math.pi),
+                           instruction=re.sub(r"\b(left|right)\b", lambda m: {"left": "right", "right": "left"}[
+                               m.group(1)], ep.instruction, flags=re.IGNORECASE)) for ep in episodes]
+    n = len(episodes)
+    mirrored = BatchedR2REnv(n, split_episodes=episodes, connectivity=sample_connectivity, history=True,
+                             evaluation=True, mirror=1.0)
+    truth = BatchedR2REnv(n, split_episodes=swapped, connectivity=reflected, history=True, evaluation=True)
+    plain = BatchedR2REnv(n, split_episodes=episodes, connectivity=sample_connectivity, history=True,
+                          evaluation=True)
+    (om, _), (ot, _), (op, _) = mirrored.reset(), truth.reset(), plain.reset()
+    assert any("left" in ep.instruction.lower() or "right" in ep.instruction.lower() for ep in episodes)
+    np.testing.assert_array_equal(om["instruction"], ot["instruction"])
+    for _ in range(6):
+        np.testing.assert_array_equal(om["viewpoint"], ot["viewpoint"])
+        np.testing.assert_allclose(om["heading"] % (2 * math.pi), ot["heading"] % (2 * math.pi), atol=1e-5)
+        np.testing.assert_allclose(om["previous_action_geometry"], ot["previous_action_geometry"], atol=1e-5)
+        np.testing.assert_allclose(om["odometry"], ot["odometry"], atol=1e-4)
+        # candidate slots are ordered by absolute heading, which the reflection reverses: compare by viewpoint
+        for b in range(n):
+            slots_m = {int(v): om["candidate_geometry"][b, k] for k, v in enumerate(om["candidates"][b])
+                       if om["candidate_mask"][b, k]}
+            slots_t = {int(v): ot["candidate_geometry"][b, k] for k, v in enumerate(ot["candidates"][b])
+                       if ot["candidate_mask"][b, k]}
+            assert slots_m.keys() == slots_t.keys()
+            for v in slots_m:
+                np.testing.assert_allclose(slots_m[v], slots_t[v], atol=1e-5)
+        assert np.abs(om["candidate_geometry"][..., 0]).max() > 0.1  # the sign flip was exercised
+        # the oracle's move in the real scene, taken in all three
+        oracle = op["oracle_next_action"]
+        target = op["candidates"][np.arange(n), oracle]
+        truth_action = np.array([int(np.flatnonzero(ot["candidates"][b] == target[b])[0]) if oracle[b] else 0
+                                 for b in range(n)])
+        om, rm, *_ = mirrored.step(oracle)
+        op, rp, *_ = plain.step(oracle)
+        ot, _, *_ = truth.step(truth_action)
+        np.testing.assert_allclose(rm, rp)
+        np.testing.assert_array_equal(om["viewpoint"], op["viewpoint"])
+
+
+def test_mirror_draws_a_share_of_episode_starts_and_needs_no_features(sample_train):
+    env = BatchedR2REnv(8, data=sample_train, mirror=0.5, seed=1)
+    env.reset()
+    shares = []
+    for _ in range(40):
+        env.step(np.zeros(8, np.int64))  # STOP: every slot starts a new episode
+        shares.append(env._slots.mirrored.mean())
+    assert 0.35 < np.mean(shares) < 0.65
+    assert not BatchedR2REnv(8, data=sample_train, seed=1)._slots.mirrored.any()
+    with pytest.raises(ValueError, match="mirror"):
+        BatchedR2REnv(2, data=sample_train, mirror=0.5, include_features=True)
+    with pytest.raises(ValueError, match="probability"):
+        BatchedR2REnv(2, data=sample_train, mirror=1.5)

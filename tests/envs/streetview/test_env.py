@@ -253,3 +253,53 @@ def test_oracle_actions_replay_identically_under_touchdown_navigator_rules(share
         refused += was_refused
         same += not was_refused and path == infos["finished"][0]["trajectory"]
     assert (same, refused) == (799, 1)
+
+
+@pytest.mark.parametrize("action_space", ["discrete", "panoramic"])
+def test_mirrored_episodes_see_the_reflected_street_layout(tmp_path, action_space):
+    """A route seen mirrored observes what it sees on a truly reflected copy of the graph (every link heading h ->
+    360 - h, start heading likewise, left/right words swapped) under the same actions; the panoramas visited and
+    the rewards are those of the real route."""
+    import dataclasses
+    import re
+
+    source = sample_path("streetview/graph")
+    reflected = tmp_path / "reflected"
+    reflected.mkdir()
+    (reflected / "nodes.txt").write_text((source / "nodes.txt").read_text())
+    rows = [line.split(",") for line in (source / "links.txt").read_text().splitlines() if line]
+    (reflected / "links.txt").write_text("".join(f"{a},{(360 - int(h)) % 360},{b}\n" for a, h, b in rows))
+    routes = load_routes(sample_path("streetview/map2seq_sample.jsonl"), load_graph(source))[:6]
+    swap = {"left": "right", "right": "left"}
+    swapped = [dataclasses.replace(r, start_heading=(360.0 - r.start_heading) % 360.0,
+                                   navigation_text=re.sub(r"\b(left|right)\b", lambda m: swap[m.group(1)],
+                                                          r.navigation_text.lower()))
+               for r in routes]
+    vocab = BatchedTouchdownEnv(1, routes=routes, graph=source).world.vocab
+    n = len(routes)
+    kwargs = dict(action_space=action_space, vocab=vocab, evaluation=True, max_steps=40)
+    mirrored = BatchedTouchdownEnv(n, routes=routes, graph=source, mirror=1.0, **kwargs)
+    truth = BatchedTouchdownEnv(n, routes=swapped, graph=reflected, **kwargs)
+    plain = BatchedTouchdownEnv(n, routes=routes, graph=source, **kwargs)
+    (om, _), (ot, _), (op, _) = mirrored.reset(), truth.reset(), plain.reset()
+    turned, straight = 0, [FORWARD, STOP] if action_space == "discrete" else [9, 18]
+    for _ in range(40):
+        for key in ("instruction", "panorama", "heading", "num_links", "link_layout", "previous_action",
+                    "time_step"):
+            np.testing.assert_array_equal(om[key], ot[key], err_msg=key)
+        np.testing.assert_allclose(om["heading_change"], ot["heading_change"], atol=1e-4)
+        # The oracle prefers LEFT for an exact U-turn in either frame, so only that label may differ
+        differs = om["oracle_next_action"] != ot["oracle_next_action"]
+        assert all(sorted(pair) == [LEFT, RIGHT] for pair in zip(om["oracle_next_action"][differs],
+                                                                   ot["oracle_next_action"][differs]))
+        actions = ot["oracle_next_action"]
+        turned += int((~np.isin(actions, straight)).sum())
+        om, rm, *_ = mirrored.step(actions)
+        ot, rt, *_ = truth.step(actions)
+        op, rp, *_ = plain.step(mirrored._slots._mirror_actions[actions])  # the same moves in the real frame
+        np.testing.assert_allclose(rm, rt)
+        np.testing.assert_allclose(rm, rp)
+        np.testing.assert_array_equal(om["panorama"], op["panorama"])
+        if mirrored.finished:
+            break
+    assert turned > 0  # the oracle turned, so the action swap was exercised

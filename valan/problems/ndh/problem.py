@@ -59,7 +59,7 @@ class NDHProblem(R2RProblem):
             vocab=self.vocabulary(config), path_type=config.env.path_type, reward=config.env.reward,
             max_steps=config.env.max_steps, max_instruction_length=config.env.max_instruction_length,
             max_candidates=config.env.max_candidates, history=config.agent.reads_history(), evaluation=evaluation,
-            seed=seed)
+            seed=seed, mirror=0.0 if evaluation else config.env.mirror)
 
     def training_mix(self, config: NDHConfig) -> list[dict[str, Any]]:
         """NDH files are drawn uniformly over their instances (no per-file weights)."""

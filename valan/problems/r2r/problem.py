@@ -57,7 +57,8 @@ class R2RProblem(Problem):
             num_envs, data=config.data.split_files(split), connectivity=config.data.resolve(config.data.connectivity),
             vocab=self.vocabulary(config), reward=config.env.reward, max_steps=config.env.max_steps,
             max_instruction_length=config.env.max_instruction_length, max_candidates=config.env.max_candidates,
-            history=config.agent.reads_history(), evaluation=evaluation, seed=seed, episode_weights=weights)
+            history=config.agent.reads_history(), evaluation=evaluation, seed=seed, episode_weights=weights,
+            mirror=0.0 if evaluation else config.env.mirror)
         if evaluation or config.learning.curriculum == "none":
             return env
         from valan.problems.r2r.curriculum import CurriculumEnv, CurriculumSchedule, difficulty_order

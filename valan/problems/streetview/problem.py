@@ -87,7 +87,7 @@ class TouchdownProblem(Problem):
             num_envs, data=config.data.split_files(split), graph=graph(config), vocab=self.vocabulary(config),
             action_space=e.action_space, max_steps=e.eval_max_steps if evaluation else e.max_steps,
             max_instruction_length=e.max_instruction_length, reward=e.reward, step_cost=e.step_cost,
-            stop_reward=e.stop_reward, evaluation=evaluation, seed=seed)
+            stop_reward=e.stop_reward, evaluation=evaluation, seed=seed, mirror=0.0 if evaluation else e.mirror)
 
     def vocabulary(self, config: TouchdownConfig) -> Any:
         """``data.vocab``, or built from the ``data.train`` files (:func:`vocabulary`)."""
