@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from valan.agents.base import mask_logits
 from valan.errors import InputError
-from valan.text import PAD_ID
+from valan.text import EOS_ID, PAD_ID, UNK_ID
 
 _LSTM_TENSORS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
@@ -39,8 +39,16 @@ def lengths_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
     return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def drop_words(tokens: torch.Tensor, rate: float) -> torch.Tensor:
+    """``tokens`` with each word replaced by ``<UNK>`` with probability ``rate`` (word dropout); ``<PAD>``,
+    ``<UNK>`` and ``<EOS>`` stay."""
+    dropped = (torch.rand(tokens.shape, device=tokens.device) < rate) & (tokens > EOS_ID)
+    return tokens.masked_fill(dropped, UNK_ID)
+
+
 class InstructionEncoder(nn.Module):
-    """Word embedding, dropout and a bidirectional LSTM: token ids ``(B, L)`` -> encodings ``(B, L, H)``, mask ``(B, L)``.
+    """Word embedding, dropout and a bidirectional LSTM (in training mode, ``word_dropout`` first replaces words by
+    ``<UNK>``: :func:`drop_words`): token ids ``(B, L)`` -> encodings ``(B, L, H)``, mask ``(B, L)``.
 
     The two directions are separate LSTMs over padded batches; the backward one reads each instruction reversed
     within its own length, so padding never enters a valid position. This computes what a packed bidirectional
@@ -57,10 +65,14 @@ class InstructionEncoder(nn.Module):
     BUCKET_ROWS = 16  # a batch of n rows is encoded in min(MAX_BUCKETS, n // BUCKET_ROWS) length buckets:
     MAX_BUCKETS = 4  # on 99 R2R instructions (mean 32 tokens, longest 80) forward + backward 58 -> 32 ms on CPU
 
-    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, dropout: float = 0.0):
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, dropout: float = 0.0,
+                 word_dropout: float = 0.0):
         super().__init__()
         if hidden_dim % 2:
             raise ValueError(f"hidden_dim must be even (two LSTM directions), got {hidden_dim}")
+        if not 0.0 <= word_dropout < 1.0:
+            raise ValueError(f"word_dropout must be in [0, 1), got {word_dropout}")
+        self.word_dropout = word_dropout
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.dropout = nn.Dropout(dropout)
         self.forward_lstm = nn.LSTM(embed_dim, hidden_dim // 2, batch_first=True)
@@ -70,6 +82,8 @@ class InstructionEncoder(nn.Module):
         full_length = tokens.shape[1]
         lengths = lengths.clamp(min=1, max=full_length)
         mask = lengths_mask(lengths, full_length)
+        if self.training and self.word_dropout:
+            tokens = drop_words(tokens, self.word_dropout)
         buckets = min(self.MAX_BUCKETS, len(lengths) // self.BUCKET_ROWS)
         if buckets < 2 or torch.compiler.is_compiling():  # compiled, buckets add graph breaks (Touchdown 38 -> 34 ms)
             return self._encode(tokens, lengths), mask

@@ -61,7 +61,7 @@ class R2RFollower(nn.Module):
     def __init__(self, vocab_size: int, feature_table: np.ndarray | torch.Tensor | None, feature_dim: int | None = None,
                  max_instruction_length: int = 80, embed_dim: int = 64, hidden_dim: int = 128, core_layers: int = 2,
                  geometry_dim: int = 32, dropout: float = 0.0, instruction_dropout: float = 0.0,
-                 visual: str = "features", visited: bool = False, odometry: bool = False,
+                 word_dropout: float = 0.0, visual: str = "features", visited: bool = False, odometry: bool = False,
                  progress_monitor: bool = False):
         super().__init__()
         if visual not in ("features", "none"):
@@ -77,7 +77,8 @@ class R2RFollower(nn.Module):
         if feature_table is not None and uses_features:
             self.set_feature_table(feature_table)
 
-        self.instruction_encoder = InstructionEncoder(vocab_size, embed_dim, hidden_dim, dropout=instruction_dropout)
+        self.instruction_encoder = InstructionEncoder(vocab_size, embed_dim, hidden_dim, dropout=instruction_dropout,
+                                                      word_dropout=word_dropout)
         self.geometry = nn.Sequential(nn.Linear(GEOMETRY_DIM, geometry_dim), nn.Tanh())
         self.odometry = (nn.Sequential(nn.Linear(ODOMETRY_DIM, geometry_dim), nn.Tanh()) if odometry else None)
         if uses_features:

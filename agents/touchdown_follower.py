@@ -61,6 +61,7 @@ class TouchdownFollower(nn.Module):
         headings: views per pitch row of the features (default ``V``: a single row).
         max_steps: time steps with their own embedding (later steps share the last one).
         instruction_dropout: dropout on the instruction's word embeddings.
+        word_dropout: share of the instruction's words replaced by ``<UNK>`` in training mode.
         visual: ``"features"`` or ``"none"`` (no visual pathway; see the module docstring).
     """
 
@@ -68,7 +69,8 @@ class TouchdownFollower(nn.Module):
                  feature_dim: int | None = None, views: int | None = None, headings: int | None = None,
                  max_instruction_length: int = 300, max_steps: int = 55, embed_dim: int = 64, hidden_dim: int = 128,
                  core_layers: int = 1, view_dim: int = 32, action_embed_dim: int = 16, time_embed_dim: int = 16,
-                 dropout: float = 0.0, instruction_dropout: float = 0.0, visual: str = "features"):
+                 dropout: float = 0.0, instruction_dropout: float = 0.0, word_dropout: float = 0.0,
+                 visual: str = "features"):
         super().__init__()
         if visual not in ("features", "none"):
             raise ValueError(f"visual must be 'features' or 'none', got {visual!r}")
@@ -87,7 +89,8 @@ class TouchdownFollower(nn.Module):
         if feature_table is not None and uses_features:
             self.set_feature_table(feature_table)
 
-        self.instruction_encoder = InstructionEncoder(vocab_size, embed_dim, hidden_dim, dropout=instruction_dropout)
+        self.instruction_encoder = InstructionEncoder(vocab_size, embed_dim, hidden_dim, dropout=instruction_dropout,
+                                                      word_dropout=word_dropout)
         if uses_features:
             self.view_encoder = VisualEncoder(feature_dim, view_dim)
             self.view_position = nn.Parameter(torch.zeros(views, view_dim))

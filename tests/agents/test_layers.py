@@ -10,8 +10,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from valan.agents.discriminator import StepwiseDiscriminator
-from valan.agents.layers import Attention, InstructionEncoder, StackedLSTMCell, instruction_bank, lengths_mask
+from valan.agents.layers import (Attention, InstructionEncoder, StackedLSTMCell, drop_words, instruction_bank,
+                                 lengths_mask)
 from valan.agents.lingunet import LingUNet
+from valan.text import EOS_ID, PAD_ID, UNK_ID
 
 
 class PackedBiLSTMEncoder(nn.Module):
@@ -153,3 +155,23 @@ def test_length_buckets_change_neither_the_encodings_nor_the_gradients(monkeypat
     assert torch.equal(mask, whole_mask) and torch.all(bucketed[~mask] == 0)
     for got, want in zip(bucketed_grads, whole_grads):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_word_dropout_replaces_words_only_and_only_in_training():
+    torch.manual_seed(0)
+    tokens = torch.randint(3, 50, (64, 40))
+    tokens[:, 30] = EOS_ID
+    tokens[:, 31:] = PAD_ID
+    dropped = drop_words(tokens, 0.25)
+    changed = dropped != tokens
+    assert (dropped[changed] == UNK_ID).all()
+    assert not changed[:, 30:].any()  # <EOS> and padding stay
+    assert 0.2 < changed[:, :30].float().mean() < 0.3
+    encoder = InstructionEncoder(50, 8, 16, word_dropout=0.25)
+    lengths = torch.full((64,), 31)
+    encoder.eval()
+    a, _ = encoder(tokens, lengths)
+    b, _ = encoder(tokens, lengths)
+    assert torch.equal(a, b)  # evaluation reads every word
+    encoder.train()
+    assert not torch.allclose(encoder(tokens, lengths)[0], a)

@@ -100,7 +100,8 @@ class R2RProblem(Problem):
         return R2RFollower(len(self.vocabulary(config)), feature_table,
                            max_instruction_length=config.env.max_instruction_length, embed_dim=a.embed_dim,
                            hidden_dim=a.hidden_dim, core_layers=a.core_layers, geometry_dim=a.geometry_dim,
-                           dropout=a.dropout, instruction_dropout=a.instruction_dropout, visual=config.resolve_visual(),
+                           dropout=a.dropout, instruction_dropout=a.instruction_dropout,
+                           word_dropout=a.word_dropout, visual=config.resolve_visual(),
                            visited=a.visited, odometry=a.odometry, progress_monitor=a.progress_monitor > 0)
 
     def loss(self, agent: torch.nn.Module, unroll: Unroll, config: R2RConfig

@@ -118,7 +118,7 @@ class TouchdownProblem(Problem):
             max_instruction_length=e.max_instruction_length, max_steps=max(e.max_steps, e.eval_max_steps),
             embed_dim=a.embed_dim, hidden_dim=a.hidden_dim, core_layers=a.core_layers, view_dim=a.view_dim,
             action_embed_dim=a.action_embed_dim, time_embed_dim=a.time_embed_dim, dropout=a.dropout,
-            instruction_dropout=a.instruction_dropout, visual=config.resolve_visual())
+            instruction_dropout=a.instruction_dropout, word_dropout=a.word_dropout, visual=config.resolve_visual())
 
     def loss(self, agent: torch.nn.Module, unroll: Unroll, config: TouchdownConfig
              ) -> tuple[torch.Tensor, dict[str, float]]:
