@@ -111,7 +111,7 @@ class AgentConfig:
     core_layers: int = 2  # stacked LSTM layers of the recurrent core
     dropout: float = 0.0  # on the attentional state before the policy
     instruction_dropout: float = 0.0  # on the instruction's word embeddings (Tan et al. 2019)
-    word_dropout: float = 0.0  # share of the instruction's words replaced by <UNK> while training
+    word_dropout: float = 0.0  # share of the instruction's words replaced by <UNK> while training (docs/unseen.md)
     visual: Literal["auto", "features", "none"] = "auto"
 
 
