@@ -25,7 +25,8 @@ Batched contract (``BatchedEnv``):
 - Training (``evaluation=False``): episodes come from seeded random permutations of the episode pool, a fresh
   one each pass (``EpisodeSchedule``); ``set_episode_pool(rows)`` narrows the pool (curriculum), and
   ``reset(seed)`` starts a new permutation. Optional per-episode weights make a pass draw each episode
-  ``weight`` times on average (weighted training files).
+  ``weight`` times on average (weighted training files). Training envs may show a share of their episodes
+  mirrored left to right (``Mirroring``; what a reflection changes is each environment's).
 - Evaluation (``evaluation=True``): every episode runs exactly once, in data order; a slot with nothing left to
   run turns inactive: its observation stays the last one, its actions are ignored, its reward is 0 and its
   ``done`` False. ``finished`` is True once every slot is inactive; ``reset()`` starts over from the first
@@ -41,6 +42,7 @@ import numpy as np
 from gymnasium import spaces
 
 from valan.features.stores import FeatureStore
+from valan.text import Vocabulary
 
 
 class EpisodeWorld(Protocol):
@@ -86,6 +88,32 @@ class EpisodeSlots(Protocol):
     def picture(self, slot: int) -> Any:
         """A top-down PIL picture of ``slot``'s episode so far: the map, the path taken, the goal
         (``valan.envs.drawing``)."""
+
+
+class Mirroring:
+    """Which of ``num_slots`` episodes are seen mirrored left to right (the environments' ``mirror`` option): each
+    episode start is drawn mirrored with probability ``rate``, and a mirrored episode's instruction has its
+    left/right words swapped (``valan.text.MIRROR_WORDS``). What else a reflection changes is the environment's
+    (its ``_reflect``). The features hold no mirrored panoramas, so a mirror needs ``features=None``."""
+
+    def __init__(self, num_slots: int, rate: float, seed: int, vocab: Vocabulary, features: FeatureStore | None):
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"mirror must be a probability in [0, 1], got {rate}")
+        if rate and features is not None:
+            raise ValueError("mirror needs an agent without visual features: the features hold no mirrored panoramas")
+        self.rate = rate
+        self.mirrored = np.zeros(num_slots, bool)
+        self._rng = np.random.default_rng([seed, 1])  # a stream apart from the episode schedule's
+        self._word_ids = vocab.mirror_ids() if rate else None
+
+    def draw(self, slots: np.ndarray | list[int]) -> None:
+        """Decide for the episodes starting in ``slots`` whether they are seen mirrored."""
+        if self.rate:
+            self.mirrored[slots] = self._rng.random(np.shape(slots)) < self.rate
+
+    def instructions(self, ids: np.ndarray) -> np.ndarray:
+        """Token ids ``(num_slots, L)`` with the mirrored slots' left/right words swapped."""
+        return np.where(self.mirrored[:, None], self._word_ids[ids], ids)
 
 
 class EpisodeSchedule:

@@ -66,7 +66,7 @@ import numpy as np
 from gymnasium import spaces
 
 from valan.data import sample_path
-from valan.envs.batched import BatchedEnv, SingleEpisodeEnv
+from valan.envs.batched import BatchedEnv, Mirroring, SingleEpisodeEnv
 from valan.envs.r2r.dataset import R2REpisode, load_r2r
 from valan.envs.r2r.drawing import draw_r2r_episode
 from valan.envs.r2r.geometry import GEOMETRY_DIM, NO_MOVE_GEOMETRY, ODOMETRY_DIM, VIEW_STEP, nearest_view
@@ -318,10 +318,6 @@ class _Slots:
             raise InputError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
-        if not 0.0 <= mirror <= 1.0:
-            raise ValueError(f"mirror must be a probability in [0, 1], got {mirror}")
-        if mirror and features is not None:
-            raise ValueError("mirror needs an agent without visual features: the features hold no mirrored panoramas")
         self.world, self.max_steps, self.features, self.history = world, max_steps, features, history
         self.reward_name, self._reward = reward, REWARDS[reward]
         self._track_ndtw = reward in NEEDS_NDTW
@@ -340,10 +336,7 @@ class _Slots:
         self.path_length = np.zeros(k, np.int64)
         self.returns = np.zeros(k, np.float64)
         self.path_ndtw = np.zeros(k, np.float64)
-        self.mirror = mirror
-        self.mirrored = np.zeros(k, bool)  # the episode of each slot is seen mirrored left to right
-        self._mirror_rng = np.random.default_rng([seed, 1])  # a stream apart from the episode schedule's
-        self._mirror_ids = world.vocab.mirror_ids() if mirror else None
+        self.mirror = Mirroring(k, mirror, seed, world.vocab, features)
         self._geometry_cache: np.ndarray | None = None
         self.observation_space = observation_space(world, max_steps, features, history)
         self.action_space = spaces.Discrete(1 + world.max_candidates)
@@ -365,8 +358,7 @@ class _Slots:
         self.path_heading[slots, 0] = w.start_heading[episodes]
         self.path_length[slots] = 1
         self.returns[slots] = 0.0
-        if self.mirror:
-            self.mirrored[slots] = self._mirror_rng.random(np.shape(slots)) < self.mirror
+        self.mirror.draw(slots)
         self._geometry_cache = None
         if self._track_ndtw:
             for s in np.atleast_1d(slots):
@@ -453,7 +445,7 @@ class _Slots:
         }
         if self.history:
             obs.update(self._history())
-        if self.mirrored.any():
+        if self.mirror.mirrored.any():
             self._reflect(obs)
         if self.features is not None:
             obs["features"] = np.stack([self.features.get(w.viewpoint_scans[g], w.viewpoint_ids[g]) for g in pos])
@@ -461,8 +453,8 @@ class _Slots:
 
     def _reflect(self, obs: dict[str, np.ndarray]) -> None:
         """Turn the observations of the mirrored slots into those of the scene's reflection (module docstring)."""
-        m = self.mirrored
-        obs["instruction"] = np.where(m[:, None], self._mirror_ids[obs["instruction"]], obs["instruction"])
+        m = self.mirror.mirrored
+        obs["instruction"] = self.mirror.instructions(obs["instruction"])
         obs["heading"] = np.where(m, np.float32(2 * math.pi) - obs["heading"], obs["heading"]).astype(np.float32)
         obs["candidate_geometry"][m, :, 0] *= -1
         obs["previous_action_geometry"][m, 0] *= -1

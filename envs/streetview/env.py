@@ -65,7 +65,7 @@ import numpy as np
 from gymnasium import spaces
 
 from valan.data import sample_path
-from valan.envs.batched import BatchedEnv, SingleEpisodeEnv
+from valan.envs.batched import BatchedEnv, Mirroring, SingleEpisodeEnv
 from valan.envs.spaces import feature_space, feature_store
 from valan.envs.streetview.dataset import SAMPLE_TOUCHDOWN, StreetViewRoute, build_vocabulary, load_routes
 from valan.envs.streetview.drawing import draw_streetview_episode
@@ -211,10 +211,6 @@ class _Slots:
             raise InputError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
         if max_steps < 1:
             raise InputError("max_steps must be at least 1")
-        if not 0.0 <= mirror <= 1.0:
-            raise ValueError(f"mirror must be a probability in [0, 1], got {mirror}")
-        if mirror and features is not None:
-            raise ValueError("mirror needs an agent without visual features: the features hold no mirrored panoramas")
         self.world, self.graph = world, world.graph
         self.num_actions = num_actions(action_space)
         self.panoramic = action_space == "panoramic"
@@ -231,11 +227,8 @@ class _Slots:
         self.heading_change = np.zeros(k, np.float64)
         self.returns = np.zeros(k, np.float64)
         self.path: list[list[int]] = [[] for _ in range(k)]
-        self.mirror = mirror
-        self.mirrored = np.zeros(k, bool)  # the episode of each slot is seen mirrored left to right
-        self._mirror_rng = np.random.default_rng([seed, 1])  # a stream apart from the episode schedule's
-        self._mirror_actions = mirrored_actions(self.num_actions)
-        self._mirror_ids = world.vocab.mirror_ids() if mirror else None
+        self.mirror = Mirroring(k, mirror, seed, world.vocab, features)
+        self.mirror_actions = mirrored_actions(self.num_actions)
         self.observation_space = observation_space(world, max_steps, self.num_actions, features)
         self.action_space = spaces.Discrete(self.num_actions)
 
@@ -248,8 +241,7 @@ class _Slots:
             self.time[s], self.progress[s], self.previous_action[s], self.returns[s] = 0, 0, self.num_actions, 0.0
             self.heading_change[s] = 0.0
             self.path[s] = [start]
-        if self.mirror:
-            self.mirrored[slots] = self._mirror_rng.random(len(slots)) < self.mirror
+        self.mirror.draw(slots)
 
     def _completed(self, node: int, goal: int) -> bool:
         return node == goal or self.graph.adjacent(node, goal)
@@ -258,7 +250,7 @@ class _Slots:
         """Apply ``actions`` to ``slots``; returns float64 rewards and whether each episode ended."""
         if np.any((actions < 0) | (actions >= self.num_actions)):
             raise ValueError(f"actions must be in [0, {self.num_actions - 1}], got {actions.tolist()}")
-        actions = np.where(self.mirrored[slots], self._mirror_actions[actions], actions)  # into the real scene
+        actions = np.where(self.mirror.mirrored[slots], self.mirror_actions[actions], actions)  # into the real scene
         outcomes = [self._act(s, a) for s, a in zip(slots.tolist(), actions.tolist())]
         return np.array([r for r, _ in outcomes], np.float64), np.array([e for _, e in outcomes], bool)
 
@@ -328,7 +320,7 @@ class _Slots:
             "time_step": self.time.copy(),
             "oracle_next_action": np.array([self.oracle(s) for s in range(len(node))], np.int64),
         }
-        if self.mirrored.any():
+        if self.mirror.mirrored.any():
             self._reflect(obs)
         if self.features is not None:
             table = np.stack([self.features.get(g.name, g.panoids[i]) for i in node])
@@ -338,13 +330,13 @@ class _Slots:
     def _reflect(self, obs: dict[str, np.ndarray]) -> None:
         """Turn the observations of the mirrored slots into those of the street layout's reflection (module
         docstring)."""
-        m = self.mirrored
-        obs["instruction"] = np.where(m[:, None], self._mirror_ids[obs["instruction"]], obs["instruction"])
+        m = self.mirror.mirrored
+        obs["instruction"] = self.mirror.instructions(obs["instruction"])
         obs["heading"] = np.where(m, (np.float32(360.0) - obs["heading"]) % np.float32(360.0), obs["heading"])
         obs["heading_change"] = np.where(m, -obs["heading_change"], obs["heading_change"])
         obs["link_layout"] = np.where(m[:, None], mirrored_layout(obs["link_layout"]), obs["link_layout"])
         for key in ("previous_action", "oracle_next_action"):
-            obs[key] = np.where(m, self._mirror_actions[obs[key]], obs[key])
+            obs[key] = np.where(m, self.mirror_actions[obs[key]], obs[key])
 
     def picture(self, slot: int) -> Any:
         """The episode of ``slot`` so far, top-down on the lat/lng graph (``valan.envs.streetview.drawing``): the

@@ -495,9 +495,9 @@ def test_mirror_draws_a_share_of_episode_starts_and_needs_no_features(sample_tra
     shares = []
     for _ in range(40):
         env.step(np.zeros(8, np.int64))  # STOP: every slot starts a new episode
-        shares.append(env._slots.mirrored.mean())
+        shares.append(env._slots.mirror.mirrored.mean())
     assert 0.35 < np.mean(shares) < 0.65
-    assert not BatchedR2REnv(8, data=sample_train, seed=1)._slots.mirrored.any()
+    assert not BatchedR2REnv(8, data=sample_train, seed=1)._slots.mirror.mirrored.any()
     with pytest.raises(ValueError, match="mirror"):
         BatchedR2REnv(2, data=sample_train, mirror=0.5, include_features=True)
     with pytest.raises(ValueError, match="probability"):

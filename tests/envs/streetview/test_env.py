@@ -296,7 +296,7 @@ def test_mirrored_episodes_see_the_reflected_street_layout(tmp_path, action_spac
         turned += int((~np.isin(actions, straight)).sum())
         om, rm, *_ = mirrored.step(actions)
         ot, rt, *_ = truth.step(actions)
-        op, rp, *_ = plain.step(mirrored._slots._mirror_actions[actions])  # the same moves in the real frame
+        op, rp, *_ = plain.step(mirrored._slots.mirror_actions[actions])  # the same moves in the real frame
         np.testing.assert_allclose(rm, rt)
         np.testing.assert_allclose(rm, rp)
         np.testing.assert_array_equal(om["panorama"], op["panorama"])
