@@ -111,3 +111,27 @@ def test_train_step_clips_the_gradient_norm():
     after = torch.cat([p.detach().flatten() for p in agent.parameters()])
     assert stats["grad_norm"] > 1e-3  # unclipped norm is reported
     assert (after - before).norm().item() == pytest.approx(1e-3, rel=1e-3)  # SGD step of lr * clipped gradient
+
+
+@pytest.mark.parametrize("saved_as_adam", [False, True])
+def test_weight_decay_shrinks_parameters_decoupled_from_the_gradient(saved_as_adam):
+    """learning.weight_decay is AdamW's: with zero gradients one step scales every parameter by 1 - lr * decay (an
+    L2 term in Adam's gradient would move each by about lr instead), also for an optimizer state saved without
+    decay (a resumed run, or a checkpoint from before the option)."""
+    config = apply_overrides(load_train_config(), ["agent.hidden_dim=16", "agent.embed_dim=8", "agent.geometry_dim=4",
+                                                   "learning.lr=0.01", "learning.weight_decay=0.5"])
+    agent = get_problem("r2r").make_agent(config)
+    plain = apply_overrides(config, ["learning.weight_decay=0"]).learning
+    optimizer = make_optimizer(agent, plain if saved_as_adam else config.learning)
+    if saved_as_adam:  # the state an Adam without decay saved
+        optimizer.load_state_dict({**optimizer.state_dict(), "param_groups": [
+            {**g, "decoupled_weight_decay": False} for g in optimizer.state_dict()["param_groups"]]})
+    before = [p.detach().clone() for p in agent.parameters()]
+    no_gradient = lambda agent, unroll, config: (sum(p.sum() for p in agent.parameters()) * 0.0, {})  # noqa: E731
+    train_step(agent, optimizer, None, config, step=0, loss_fn=no_gradient)
+    for old, new in zip(before, agent.parameters()):
+        torch.testing.assert_close(new.detach(), old * (1 - 0.01 * 0.5))
+    train_step(agent, optimizer, None, apply_overrides(config, ["learning.weight_decay=0"]), step=1,
+               loss_fn=no_gradient)
+    for old, new in zip(before, agent.parameters()):  # decay 0: plain Adam, and zero gradients leave them be
+        torch.testing.assert_close(new.detach(), old * (1 - 0.01 * 0.5))
