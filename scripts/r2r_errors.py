@@ -11,6 +11,10 @@ is the evaluator's one-line error (exit status 2, nothing written). Prints one J
 - ``first_step_accuracy``: share of episodes whose first move goes to the reference path's second viewpoint, and
   ``success_rate_after_first_step`` with ``right`` / ``wrong`` the success rate of each group.
 - ``by_hops``: episodes and success rate per reference path length in hops.
+- ``failures``: how the failed episodes ended, as shares of all episodes: ``passed_goal`` came within the success
+  radius (3 m) of the goal and stopped elsewhere (the oracle-success gap), ``stopped_short`` never came near and
+  travelled less than the shortest path's length (metres), ``went_long`` never came near and travelled at least
+  that far.
 - with ``--train``: ``tokens`` of the split's instructions, and the share of them seen fewer than 1, 5 and 50 times
   in those training files; with ``--vocab`` as well, the share outside that vocabulary (read as ``<UNK>``).
 """
@@ -45,14 +49,24 @@ def breakdown(episodes: Sequence[R2REpisode], predictions: object, connectivity:
     right = [first_move(trajectories[ep.instr_id]) == ep.path[1] for ep in episodes]
     groups: dict[str, list[bool]] = {"right": [], "wrong": []}
     hops: dict[int, list[bool]] = collections.defaultdict(list)
+    failures = collections.Counter()
     for ep, ok, score in zip(episodes, right, scores):
         groups["right" if ok else "wrong"].append(score["success"])
         hops[len(ep.path) - 1].append(score["success"])
+        if score["success"]:
+            continue
+        if score["oracle_success"]:
+            failures["passed_goal"] += 1
+        elif score["trajectory_length"] < score["shortest_path_length"]:
+            failures["stopped_short"] += 1
+        else:
+            failures["went_long"] += 1
     rate = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
     return {"episodes": len(episodes), "success_rate": summary["success_rate"],
             "oracle_success_rate": summary["oracle_success_rate"], "first_step_accuracy": rate(right),
             "success_rate_after_first_step": {k: rate(v) for k, v in groups.items()},
-            "by_hops": {str(h): {"episodes": len(v), "success_rate": rate(v)} for h, v in sorted(hops.items())}}
+            "by_hops": {str(h): {"episodes": len(v), "success_rate": rate(v)} for h, v in sorted(hops.items())},
+            "failures": {k: failures[k] / len(episodes) for k in ("passed_goal", "stopped_short", "went_long")}}
 
 
 def word_shares(episodes: Sequence[R2REpisode], training: Sequence[R2REpisode],

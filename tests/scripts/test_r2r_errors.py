@@ -65,3 +65,35 @@ def test_predictions_that_miss_an_episode_are_a_one_line_error(tmp_path):
                  str(CONNECTIVITY))
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and "pred.json" in result.stderr
+
+
+def test_failures_split_into_passing_the_goal_stopping_short_and_going_long(tmp_path):
+    connectivity = Connectivity(CONNECTIVITY)
+    predictions, expected = [], {"passed_goal": 0, "stopped_short": 0, "went_long": 0}
+    episodes = load_r2r(DATA, connectivity)
+    for n, ep in enumerate(episodes):
+        graph = connectivity.graph(ep.scan)
+        goal = ep.path[-1]
+        far = lambda v: graph.distance(v, goal) >= 3.0  # noqa: E731  (outside the success radius)
+        beyond = next((graph.viewpoints[i] for i in graph.neighbors[graph.local_index(goal)]
+                       if far(graph.viewpoints[i])), None)
+        wrong = wrong_neighbour(connectivity, ep.scan, ep.path[0], ep.path[1])
+        if n % 3 == 0 and beyond is not None:  # the reference path, one step past the goal
+            path, kind = [*ep.path, beyond], "passed_goal"
+        elif n % 3 == 1 and far(ep.path[0]) and far(ep.path[1]):  # one step, then stop
+            path, kind = list(ep.path[:2]), "stopped_short"
+        elif n % 3 == 2 and wrong is not None and far(ep.path[0]) and far(wrong):  # back and forth, never near
+            path, kind = [ep.path[0], *[wrong, ep.path[0]] * 20], "went_long"
+        else:  # the reference path: a success, counted nowhere
+            path, kind = list(ep.path), None
+        if kind is not None:
+            expected[kind] += 1
+        predictions.append({"instr_id": ep.instr_id, "trajectory": [[v, 0.0, 0.0] for v in path]})
+    (tmp_path / "pred.json").write_text(json.dumps(predictions))
+    result = run("--data", str(DATA), "--predictions", str(tmp_path / "pred.json"), "--connectivity",
+                 str(CONNECTIVITY))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert all(count > 5 for count in expected.values()), expected  # every kind occurs
+    assert out["failures"] == {k: pytest.approx(v / len(episodes)) for k, v in expected.items()}
+    assert out["success_rate"] == pytest.approx(1 - sum(expected.values()) / len(episodes))
