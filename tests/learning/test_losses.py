@@ -38,6 +38,18 @@ def test_imitation_cross_entropy_and_accuracy_by_hand():
     assert stats["imitation_fraction"] == 1.0
 
 
+def test_label_smoothing_spreads_its_share_over_the_allowed_actions_by_hand():
+    # one learned step with actions 0 and 1 allowed (2 masked); p = (3/4, 1/4), label 0
+    logits = torch.tensor([[[math.log(3.0), 0.0, M]], [[0.0, 0.0, 0.0]]])
+    unroll = _unroll(2, 1, oracle_next_action=torch.tensor([[0], [0]]))
+    loss, stats = unroll_loss(logits, torch.zeros(2, 1), unroll, LearningConfig(mode="imitation", label_smoothing=0.2))
+    expected = 0.8 * -math.log(0.75) + 0.2 * (-math.log(0.75) - math.log(0.25)) / 2  # the masked action gets none
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert stats["imitation_cross_entropy"] == pytest.approx(-math.log(0.75), rel=1e-6)  # reported unsmoothed
+    with pytest.raises(ValueError, match="label_smoothing"):
+        LearningConfig(label_smoothing=1.0)
+
+
 def test_imitation_skips_padding_and_masked_labels():
     logits = torch.tensor([[[0.0, 0.0, M]], [[0.0, 0.0, M]], [[0.0, 0.0, M]], [[0.0, 0.0, 0.0]]])
     unroll = _unroll(4, 1, oracle_next_action=torch.tensor([[0], [2], [1], [0]]),

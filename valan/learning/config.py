@@ -30,6 +30,9 @@ class LearningConfig:
     lr_decay: Literal["none", "exponential"] = "none"
     lr_decay_rate: float = 0.5  # exponential: lr * rate ** (step / lr_decay_steps)
     lr_decay_steps: int = 10000
+    # imitation's target puts this share of its mass uniformly over the step's allowed actions, the rest on the
+    # oracle's (label smoothing, Szegedy et al. 2016); 0 (the default): the oracle's action alone
+    label_smoothing: float = 0.0
     grad_clip: float = 10.0  # global gradient norm clip; 0 disables
     # AdamW's decoupled weight decay (Loshchilov & Hutter 2019): each step shrinks every parameter by lr * weight_decay
     # of itself, biases and embeddings included; 0 (the default) is plain Adam
@@ -54,6 +57,7 @@ class LearningConfig:
         require(self.rl_cost >= 0, "learning.rl_cost must be >= 0")
         require(self.unroll_length >= 1 and self.batch_size >= 1, "learning.unroll_length and batch_size must be >= 1")
         require(self.lr > 0 and self.lr_decay_steps > 0 and self.lr_decay_rate > 0, "learning.lr, lr_decay_* must be > 0")
+        require(0.0 <= self.label_smoothing < 1.0, "learning.label_smoothing must be in [0, 1)")
         require(self.weight_decay >= 0, "learning.weight_decay must be >= 0 (0: plain Adam)")
         require(0.0 <= self.gamma <= 1.0, "learning.gamma must be in [0, 1]")
         require(min(self.rho_bar, self.c_bar, self.pg_rho_bar) > 0, "learning.rho_bar, c_bar, pg_rho_bar must be > 0")

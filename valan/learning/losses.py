@@ -10,7 +10,8 @@ Which steps learn from what (``learning.mode``):
 - ``"rl"``: V-trace actor-critic on every step.
 - ``"imitation"`` (teacher forcing: the actors execute ``oracle_next_action``) and ``"student_forcing"``
   (the actors sample the policy, except in a ``p_imitation`` share of teacher-forced unrolls; 0 = pure student
-  forcing): cross-entropy to ``oracle_next_action`` on every step. With ``rl_cost > 0`` student forcing also
+  forcing): cross-entropy to ``oracle_next_action`` on every step (``learning.label_smoothing`` moves a share of
+  the target onto the allowed actions evenly). With ``rl_cost > 0`` student forcing also
   learns by V-trace, weighted ``rl_cost``, on the unrolls that sampled the policy.
 - ``"mixed"``: per unroll, imitation where ``unroll.teacher_forced``, V-trace elsewhere. Teacher-forced unrolls
   are not used for V-trace: their actions are not the behaviour policy's.
@@ -40,6 +41,16 @@ def teacher_forcing_probability(learning: LearningConfig) -> float:
 def action_log_probs(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """``log pi(a_t | x_t)`` of ``actions`` ``(T, B)`` under ``logits`` ``(T, B, A)``."""
     return torch.log_softmax(logits, dim=-1).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+def smoothed_cross_entropy(logits: torch.Tensor, cross_entropy: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Cross-entropy ``(T, B)`` to a target with ``1 - smoothing`` on the label (whose cross-entropy is given) and
+    ``smoothing`` spread evenly over the actions that ``logits`` ``(T, B, A)`` allow (masked ones get none)."""
+    if smoothing == 0:
+        return cross_entropy
+    allowed = logits.detach() > MASKED_LOGIT / 2
+    uniform = -(torch.log_softmax(logits, dim=-1) * allowed).sum(-1) / allowed.sum(-1).clamp(min=1)
+    return (1 - smoothing) * cross_entropy + smoothing * uniform
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -82,7 +93,8 @@ def unroll_loss(logits: torch.Tensor, values: torch.Tensor, unroll: Unroll, lear
     imitation = imitation & label_allowed
     if imitation.any():
         cross_entropy = -action_log_probs(step_logits, labels)
-        imitation_loss = (cross_entropy * imitation).sum() / num_steps
+        imitation_loss = (smoothed_cross_entropy(step_logits, cross_entropy, learning.label_smoothing)
+                          * imitation).sum() / num_steps
         with torch.no_grad():
             correct = (step_logits.argmax(-1) == labels) & imitation
             stats["imitation_cross_entropy"] = float(cross_entropy[imitation].mean())
