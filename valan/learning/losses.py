@@ -43,12 +43,17 @@ def action_log_probs(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tenso
     return torch.log_softmax(logits, dim=-1).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
 
+def allowed_actions(logits: torch.Tensor) -> torch.Tensor:
+    """Bool mask, the shape of ``logits``, of the actions the agent did not mask (``MASKED_LOGIT``)."""
+    return logits.detach() > MASKED_LOGIT / 2
+
+
 def smoothed_cross_entropy(logits: torch.Tensor, cross_entropy: torch.Tensor, smoothing: float) -> torch.Tensor:
     """Cross-entropy ``(T, B)`` to a target with ``1 - smoothing`` on the label (whose cross-entropy is given) and
     ``smoothing`` spread evenly over the actions that ``logits`` ``(T, B, A)`` allow (masked ones get none)."""
     if smoothing == 0:
         return cross_entropy
-    allowed = logits.detach() > MASKED_LOGIT / 2
+    allowed = allowed_actions(logits)
     uniform = -(torch.log_softmax(logits, dim=-1) * allowed).sum(-1) / allowed.sum(-1).clamp(min=1)
     return (1 - smoothing) * cross_entropy + smoothing * uniform
 
@@ -89,7 +94,7 @@ def unroll_loss(logits: torch.Tensor, values: torch.Tensor, unroll: Unroll, lear
 
     imitation_loss = zero
     labels = unroll.observations["oracle_next_action"][:-1].long()
-    label_allowed = step_logits.detach().gather(-1, labels.unsqueeze(-1)).squeeze(-1) > MASKED_LOGIT / 2
+    label_allowed = allowed_actions(step_logits).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
     imitation = imitation & label_allowed
     if imitation.any():
         cross_entropy = -action_log_probs(step_logits, labels)
